@@ -1,0 +1,200 @@
+//! The typed job model: what the loader produces and everything downstream consumes.
+//! Pure data; no YAML parsing and no Docker here.
+
+use std::time::Duration;
+
+use crate::yaml::Value;
+
+/// A whole resolved pipeline: stages in order and every runnable (non-hidden) job, after
+/// include, default, extends, !reference and parallel/matrix expansion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pipeline {
+    /// The configuration file that was loaded.
+    pub file: std::path::PathBuf,
+    /// Stage names in pipeline order, always framed by `.pre` and `.post`.
+    pub stages: Vec<String>,
+    /// Runnable jobs, in pipeline order (by stage, then by definition order).
+    pub jobs: Vec<Job>,
+}
+
+impl Pipeline {
+    pub fn job(&self, name: &str) -> Option<&Job> {
+        self.jobs.iter().find(|j| j.name == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// The name as GitLab shows it (`test: [2.2]`, `build 1/3`).
+    pub name: String,
+    /// The key in the YAML before parallel expansion (`test`).
+    pub base_name: String,
+    /// 1-based line of the job's key in the file that defined it, for error messages.
+    pub location: Option<Location>,
+    pub stage: String,
+    pub image: Option<Image>,
+    pub services: Vec<Service>,
+    pub before_script: Vec<String>,
+    pub script: Vec<String>,
+    pub after_script: Vec<String>,
+    /// Global then job variables in precedence order (later wins), matrix variables last.
+    pub variables: Vec<Variable>,
+    pub when: When,
+    pub allow_failure: AllowFailure,
+    pub timeout: Option<Duration>,
+    /// `CI_NODE_INDEX` (1-based) when the job comes from `parallel`.
+    pub node_index: Option<u32>,
+    /// `CI_NODE_TOTAL` (1 when not parallel).
+    pub node_total: u32,
+    /// Keywords kept as YAML because cijob does not interpret them yet
+    /// (rules, needs, artifacts, cache, unknown keys...).
+    pub rules: Option<Value>,
+    pub needs: Option<Value>,
+    pub artifacts: Option<Value>,
+    pub cache: Option<Value>,
+    /// The fully resolved job mapping, exactly what `cijob show` prints.
+    pub resolved: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub file: std::path::PathBuf,
+    pub line: usize,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file.display(), self.line)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Image {
+    pub name: String,
+    /// `None`: keep the image's ENTRYPOINT. `Some(vec![""])` resets it.
+    pub entrypoint: Option<Vec<String>>,
+    /// Empty: use the default / CLI policy.
+    pub pull_policy: Vec<PullPolicy>,
+    pub docker: DockerOptions,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DockerOptions {
+    pub user: Option<String>,
+    pub platform: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Service {
+    pub name: String,
+    /// Raw `alias` value; may hold several aliases separated by commas and/or whitespace.
+    pub alias: Option<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub command: Option<Vec<String>>,
+    pub variables: Vec<Variable>,
+    pub pull_policy: Vec<PullPolicy>,
+    pub docker: DockerOptions,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+impl PullPolicy {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "always" => Some(Self::Always),
+            "if-not-present" => Some(Self::IfNotPresent),
+            "never" => Some(Self::Never),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "always",
+            Self::IfNotPresent => "if-not-present",
+            Self::Never => "never",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variable {
+    pub key: String,
+    pub value: String,
+    /// `expand: false` in YAML (GitLab's `raw`): `$` references are left alone.
+    pub expand: bool,
+    /// Shown as `[MASKED]` in all output (set by `--var`/`--var-file` conventions, never by YAML).
+    pub masked: bool,
+    /// Passed to services (GitLab's `public`). YAML and predefined variables are public.
+    pub public: bool,
+}
+
+impl Variable {
+    pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            value: value.into(),
+            expand: true,
+            masked: false,
+            public: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum When {
+    #[default]
+    OnSuccess,
+    OnFailure,
+    Always,
+    Manual,
+    Delayed,
+    Never,
+}
+
+impl When {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "on_success" => Self::OnSuccess,
+            "on_failure" => Self::OnFailure,
+            "always" => Self::Always,
+            "manual" => Self::Manual,
+            "delayed" => Self::Delayed,
+            "never" => Self::Never,
+            _ => return None,
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OnSuccess => "on_success",
+            Self::OnFailure => "on_failure",
+            Self::Always => "always",
+            Self::Manual => "manual",
+            Self::Delayed => "delayed",
+            Self::Never => "never",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AllowFailure {
+    #[default]
+    No,
+    Yes,
+    ExitCodes(Vec<i64>),
+}
+
+impl AllowFailure {
+    /// Whether a job that exited with `code` counts as an allowed failure.
+    pub fn allows(&self, code: i64) -> bool {
+        match self {
+            Self::No => false,
+            Self::Yes => true,
+            Self::ExitCodes(codes) => codes.contains(&code),
+        }
+    }
+}
