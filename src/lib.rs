@@ -1,18 +1,43 @@
 //! cijob: run GitLab CI jobs locally, exactly as GitLab Runner's docker executor would.
 
 pub mod alias;
+pub mod app;
+pub mod archive;
+pub mod cli;
+pub mod config;
 pub mod discover;
+pub mod docker;
 pub mod error;
 pub mod expand;
 pub mod git;
+pub mod health;
 pub mod listing;
 pub mod loader;
 pub mod masking;
 pub mod model;
+pub mod plan;
 pub mod predefined;
+pub mod pull;
+pub mod recipe;
+pub mod run;
 pub mod script;
+pub mod ui;
 pub mod yaml;
 
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let ui = ui::Ui::new(cli.no_color);
+    match app::run(cli, &ui) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if !e.is_silent() {
+                ui.error(&e.to_string());
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
 }

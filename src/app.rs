@@ -1,0 +1,185 @@
+//! Dispatching a parsed command line to the commands.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::{Cli, Command, RunArgs};
+use crate::config::RunConfig;
+use crate::discover::{self, ConfigLocation};
+use crate::docker::Engine;
+use crate::error::Error;
+use crate::model::{Job, Pipeline};
+use crate::plan::{self, PlanInput, LABEL_KEEP, LABEL_MANAGED, LABEL_PID};
+use crate::run::{self, ProjectSource};
+use crate::ui::Ui;
+use crate::{git, listing, loader};
+
+pub fn run(cli: Cli, ui: &Ui) -> Result<(), Error> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::Usage(format!("cannot read the current directory: {e}")))?;
+    match &cli.command {
+        Command::List { json } => {
+            let (_, pipeline) = load(&cli, &cwd)?;
+            let text = if *json {
+                listing::json(&pipeline)
+            } else {
+                listing::table(&pipeline)
+            };
+            print(&text);
+            Ok(())
+        }
+        Command::Show { job } => {
+            let (_, pipeline) = load(&cli, &cwd)?;
+            print(&listing::show(find_job(&pipeline, job)?));
+            Ok(())
+        }
+        Command::Run(args) => run_job(&cli, args, &cwd, ui, args.dry_run),
+        Command::Plan(args) => run_job(&cli, args, &cwd, ui, true),
+        Command::Clean => runtime()?.block_on(clean(ui)),
+    }
+}
+
+fn print(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    if !text.ends_with('\n') {
+        let _ = out.write_all(b"\n");
+    }
+}
+
+fn load(cli: &Cli, cwd: &Path) -> Result<(ConfigLocation, Pipeline), Error> {
+    let location = discover::discover(cwd, cli.file.as_deref(), cli.directory.as_deref())?;
+    let pipeline = loader::load(&location)?;
+    Ok((location, pipeline))
+}
+
+fn find_job<'a>(pipeline: &'a Pipeline, name: &str) -> Result<&'a Job, Error> {
+    pipeline.job(name).ok_or_else(|| {
+        let hint = match listing::suggest(pipeline, name) {
+            Some(s) => format!("\nhint: did you mean \"{s}\"?"),
+            None => "\nhint: `cijob list` shows the jobs".to_string(),
+        };
+        Error::Usage(format!(
+            "no job named \"{name}\" in {}{hint}",
+            pipeline.file.display()
+        ))
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Other(anyhow::anyhow!("cannot start the async runtime: {e}")))
+}
+
+fn run_job(cli: &Cli, args: &RunArgs, cwd: &Path, ui: &Ui, dry_run: bool) -> Result<(), Error> {
+    let (location, pipeline) = load(cli, cwd)?;
+    let config = RunConfig::from_args(args, cwd)?;
+    let name = config
+        .job
+        .clone()
+        .ok_or_else(|| Error::Usage(no_job_message(&pipeline)))?;
+    let job = find_job(&pipeline, &name)?;
+    let git = git::info(&location.project_root);
+    let config_path = location
+        .file
+        .strip_prefix(&location.project_root)
+        .unwrap_or(&location.file)
+        .display()
+        .to_string();
+    let run_id = plan::new_run_id();
+    let plan = plan::plan(&PlanInput {
+        job,
+        git: &git,
+        config: &config,
+        run_id: &run_id,
+        config_path: &config_path,
+        pid: std::process::id(),
+    })?;
+    let ui = ui.with_secrets(plan.secrets.clone());
+    if dry_run {
+        print(&crate::recipe::render(&plan));
+        return Ok(());
+    }
+    let files: Vec<PathBuf> = git::project_files(&location.project_root).map_err(|e| {
+        Error::Other(anyhow::anyhow!(
+            "listing the project's files in {}: {e}",
+            location.project_root.display()
+        ))
+    })?;
+    let project = ProjectSource {
+        root: location.project_root.clone(),
+        files,
+    };
+    runtime()?.block_on(async {
+        let engine = Engine::connect().await?;
+        run::execute(&engine, &plan, &project, &ui).await
+    })
+}
+
+fn no_job_message(pipeline: &Pipeline) -> String {
+    let mut msg = String::from("name the job to run; the jobs are:\n");
+    for job in &pipeline.jobs {
+        msg.push_str(&format!("  {} ({})\n", job.name, job.stage));
+    }
+    msg.trim_end().to_string()
+}
+
+/// Remove what kept or crashed runs left behind, never what a live run is using.
+async fn clean(ui: &Ui) -> Result<(), Error> {
+    let engine = Engine::connect().await?;
+    let managed = format!("{LABEL_MANAGED}=true");
+    let mut runs = std::collections::BTreeSet::new();
+    let mut removed = 0;
+    for c in engine.containers_with(&managed).await? {
+        let live = c.labels.get(LABEL_KEEP).map(String::as_str) != Some("true")
+            && c.labels
+                .get(LABEL_PID)
+                .and_then(|p| p.parse::<i32>().ok())
+                .is_some_and(process_alive);
+        if live {
+            continue;
+        }
+        if let Some(run) = c.labels.get(plan::LABEL_RUN) {
+            runs.insert(run.clone());
+        }
+        engine.remove_container(&c.id).await?;
+        ui.line(&format!("removed container {}", c.name));
+        removed += 1;
+    }
+    for run in &runs {
+        run::cleanup(&engine, run).await;
+    }
+    // Networks and volumes whose containers are already gone.
+    for n in engine.networks_with(&managed).await? {
+        if stale(&n.labels) {
+            engine.remove_network(&n.id).await?;
+            ui.line(&format!("removed network {}", n.name));
+            removed += 1;
+        }
+    }
+    for v in engine.volumes_with(&managed).await? {
+        if stale(&v.labels) {
+            engine.remove_volume(&v.name).await?;
+            ui.line(&format!("removed volume {}", v.name));
+            removed += 1;
+        }
+    }
+    ui.info(&format!("cijob clean: removed {removed} object(s)"));
+    Ok(())
+}
+
+fn stale(labels: &std::collections::HashMap<String, String>) -> bool {
+    labels.get(LABEL_KEEP).map(String::as_str) == Some("true")
+        || !labels
+            .get(LABEL_PID)
+            .and_then(|p| p.parse::<i32>().ok())
+            .is_some_and(process_alive)
+}
+
+fn process_alive(pid: i32) -> bool {
+    // Signal 0 checks existence; our own pid counts as alive.
+    pid > 0 && unsafe { libc::kill(pid, 0) == 0 }
+}

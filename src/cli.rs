@@ -1,0 +1,117 @@
+//! Command-line arguments (clap types stay here; `config.rs` turns them into a validated config).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXAMPLES: &str = "\
+Examples:
+  cijob list                      List the jobs of ./.gitlab-ci.yml
+  cijob show 'test: [2.2]'        Print the fully resolved job
+  cijob run test                  Run the job `test` on the local Docker daemon
+  cijob run test --keep           ... and keep its containers to poke inside
+  cijob -C ../other run lint      Use ../other/.gitlab-ci.yml
+  cijob clean                     Remove containers left by kept or crashed runs";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cijob",
+    version,
+    about = "Run and debug GitLab CI jobs locally, exactly as GitLab Runner's docker executor would",
+    after_help = EXAMPLES,
+)]
+pub struct Cli {
+    /// Pipeline file to load (default: .gitlab-ci.yml here or in the nearest parent up to the git root)
+    #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Run as if cijob was started in DIR
+    #[arg(short = 'C', long = "directory", global = true, value_name = "DIR")]
+    pub directory: Option<PathBuf>,
+
+    /// Disable colours in cijob's own output (also: NO_COLOR=1). The job's output is never altered.
+    #[arg(long, global = true)]
+    pub no_color: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the runnable jobs in pipeline order
+    #[command(after_help = "Examples:\n  cijob list\n  cijob list --json | jq '.[].name'")]
+    List {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a job fully resolved (include, default, extends, !reference, matrix applied)
+    #[command(
+        after_help = "Examples:\n  cijob show build\n  cijob show 'deploy: [aws, monitoring]'"
+    )]
+    Show {
+        /// The job's name as GitLab shows it
+        job: String,
+    },
+    /// Run one job on the local Docker daemon
+    #[command(
+        after_help = "Examples:\n  cijob run test\n  cijob run test --var DEBUG=1 --keep\n  cijob run 'test: [2.2]' --pull always\n  cijob run test --dry-run"
+    )]
+    Run(RunArgs),
+    /// Print the plain docker commands equivalent to running the job
+    #[command(after_help = "Examples:\n  cijob plan test > job.sh && sh job.sh")]
+    Plan(RunArgs),
+    /// Remove containers, networks and volumes left by kept or crashed runs
+    #[command(after_help = "Examples:\n  cijob clean")]
+    Clean,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// The job's name as GitLab shows it (`test`, `test: [2.2]`, `build 1/3`)
+    pub job: Option<String>,
+
+    /// Set a variable (repeatable); overrides .gitlab-ci.yml. KEY=VALUE
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+
+    /// Read variables from a file of KEY=VALUE lines
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+
+    /// Mask this variable's value in all output (repeatable)
+    #[arg(long = "mask", value_name = "KEY")]
+    pub masks: Vec<String>,
+
+    /// Pull policy for every image, overriding the job's (default: if-not-present)
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub pull: Option<PullArg>,
+
+    /// Keep the build container and the services running after the job
+    #[arg(long)]
+    pub keep: bool,
+
+    /// Stop the job after this long (e.g. 90s, 10m, 1h); overrides `timeout:`
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+
+    /// Seconds to wait for services to accept connections; negative skips the check
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub wait_for_services_timeout: Option<i64>,
+
+    /// Run the build container and services privileged (for docker:dind)
+    #[arg(long)]
+    pub privileged: bool,
+
+    /// Print the plan (the equivalent docker commands) instead of running
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum PullArg {
+    Always,
+    IfNotPresent,
+    Never,
+}

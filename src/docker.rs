@@ -1,0 +1,559 @@
+//! The only module that talks to the Docker daemon (through bollard).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::container::LogOutput;
+use bollard::errors::Error as BollardError;
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
+    VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    AttachContainerOptions, CreateContainerOptions, CreateImageOptions, ListContainersOptions,
+    ListNetworksOptions, ListVolumesOptions, LogsOptions, RemoveContainerOptions,
+    RemoveVolumeOptions, StartContainerOptions, StopContainerOptions, UploadToContainerOptions,
+    WaitContainerOptions,
+};
+use bollard::Docker;
+use futures_util::{Stream, StreamExt};
+use tokio::io::AsyncWrite;
+
+use crate::error::Error;
+
+pub type Labels = Vec<(String, String)>;
+
+/// Everything needed to create one container; built from the run plan.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub env: Vec<(String, String)>,
+    pub labels: Labels,
+    pub hostname: Option<String>,
+    pub user: Option<String>,
+    pub platform: Option<String>,
+    pub privileged: bool,
+    pub binds: Vec<String>,
+    /// User-defined network and this container's aliases on it.
+    pub network: Option<(String, Vec<String>)>,
+    pub extra_hosts: Vec<String>,
+    /// Keep stdin open for a script (the build container), like the runner.
+    pub stdin: bool,
+}
+
+/// What a service container looks like once started.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerState {
+    pub id: String,
+    pub running: bool,
+    pub exit_code: Option<i64>,
+    pub ip: Option<String>,
+    pub exposed_tcp_ports: Vec<u16>,
+    pub env: Vec<String>,
+    pub status: String,
+}
+
+/// A summary of something cijob created, found by label.
+#[derive(Debug, Clone)]
+pub struct Managed {
+    pub id: String,
+    pub name: String,
+    pub labels: HashMap<String, String>,
+    pub running: bool,
+}
+
+pub struct Attached {
+    pub output: std::pin::Pin<Box<dyn Stream<Item = Result<LogOutput, BollardError>> + Send>>,
+    pub input: std::pin::Pin<Box<dyn AsyncWrite + Send>>,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    docker: Docker,
+}
+
+fn describe_host() -> String {
+    match std::env::var("DOCKER_HOST") {
+        Ok(h) if !h.is_empty() => format!("DOCKER_HOST={h}"),
+        _ => "unix:///var/run/docker.sock".to_string(),
+    }
+}
+
+/// Turn a bollard error into a user-facing message without Debug noise.
+pub fn message(e: &BollardError) -> String {
+    match e {
+        BollardError::DockerResponseServerError { message, .. } => message.clone(),
+        BollardError::DockerStreamError { error } => error.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub fn is_not_found(e: &BollardError) -> bool {
+    matches!(
+        e,
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+fn docker_err(what: &str, e: BollardError) -> Error {
+    Error::Docker(format!("{what}: {}", message(&e)))
+}
+
+impl Engine {
+    /// Connect and check that the daemon answers, with a hint when it does not.
+    pub async fn connect() -> Result<Self, Error> {
+        let unreachable = |e: String| {
+            Error::Docker(format!(
+                "{e} (at {}).\nhint: is the Docker daemon running? Start it (e.g. `sudo systemctl start docker` or `dockerd &`), or point DOCKER_HOST at it.",
+                describe_host()
+            ))
+        };
+        let docker = Docker::connect_with_defaults().map_err(|e| unreachable(message(&e)))?;
+        let docker = docker
+            .with_timeout(Duration::from_secs(120))
+            .negotiate_version()
+            .await
+            .map_err(|e| unreachable(message(&e)))?;
+        docker.ping().await.map_err(|e| unreachable(message(&e)))?;
+        Ok(Self { docker })
+    }
+
+    pub fn raw(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// Local image id, or `None` when the image is not present.
+    pub async fn image_id(&self, image: &str) -> Result<Option<String>, Error> {
+        match self.docker.inspect_image(image).await {
+            Ok(i) => Ok(i.id),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(docker_err(&format!("inspecting image {image}"), e)),
+        }
+    }
+
+    pub async fn image_exposed_ports(&self, image: &str) -> Vec<String> {
+        self.docker
+            .inspect_image(image)
+            .await
+            .ok()
+            .and_then(|i| i.config)
+            .and_then(|c| c.exposed_ports)
+            .unwrap_or_default()
+    }
+
+    /// Pull `image`, reporting progress events as they come.
+    pub fn pull(
+        &self,
+        image: &str,
+        platform: Option<&str>,
+    ) -> impl Stream<Item = Result<PullEvent, Error>> + '_ {
+        let (from, tag) = split_tag(image);
+        let options = CreateImageOptions {
+            from_image: Some(from),
+            tag: (!tag.is_empty()).then_some(tag),
+            platform: platform.unwrap_or_default().to_string(),
+            ..Default::default()
+        };
+        let name = image.to_string();
+        self.docker
+            .create_image(Some(options), None, None)
+            .map(move |item| match item {
+                Ok(info) => Ok(PullEvent {
+                    layer: info.id.unwrap_or_default(),
+                    status: info.status.unwrap_or_default(),
+                    current: info.progress_detail.as_ref().and_then(|p| p.current),
+                    total: info.progress_detail.as_ref().and_then(|p| p.total),
+                }),
+                Err(e) => Err(Error::Docker(format!(
+                    "failed to pull image \"{name}\": {}",
+                    message(&e)
+                ))),
+            })
+    }
+
+    pub async fn create_volume(&self, name: &str, labels: &Labels) -> Result<(), Error> {
+        let req = VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels.iter().cloned().collect()),
+            ..Default::default()
+        };
+        self.docker
+            .create_volume(req)
+            .await
+            .map_err(|e| docker_err(&format!("creating volume {name}"), e))?;
+        Ok(())
+    }
+
+    pub async fn create_network(&self, name: &str, labels: &Labels) -> Result<(), Error> {
+        let req = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".to_string()),
+            labels: Some(labels.iter().cloned().collect()),
+            ..Default::default()
+        };
+        self.docker
+            .create_network(req)
+            .await
+            .map_err(|e| docker_err(&format!("creating network {name}"), e))?;
+        Ok(())
+    }
+
+    pub async fn create_container(&self, spec: &ContainerSpec) -> Result<String, Error> {
+        let networking_config = spec
+            .network
+            .as_ref()
+            .map(|(net, aliases)| NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    net.clone(),
+                    EndpointSettings {
+                        aliases: Some(aliases.clone()),
+                        ..Default::default()
+                    },
+                )])),
+            });
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            entrypoint: spec.entrypoint.clone(),
+            cmd: spec.cmd.clone(),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(spec.labels.iter().cloned().collect()),
+            hostname: spec.hostname.clone(),
+            user: spec.user.clone(),
+            tty: Some(false),
+            open_stdin: Some(spec.stdin),
+            stdin_once: Some(spec.stdin),
+            attach_stdin: Some(spec.stdin),
+            attach_stdout: Some(spec.stdin),
+            attach_stderr: Some(spec.stdin),
+            host_config: Some(HostConfig {
+                binds: Some(spec.binds.clone()),
+                privileged: Some(spec.privileged),
+                network_mode: spec.network.as_ref().map(|(n, _)| n.clone()),
+                extra_hosts: (!spec.extra_hosts.is_empty()).then(|| spec.extra_hosts.clone()),
+                ..Default::default()
+            }),
+            networking_config,
+            ..Default::default()
+        };
+        let options = CreateContainerOptions {
+            name: Some(spec.name.clone()),
+            platform: spec.platform.clone().unwrap_or_default(),
+        };
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| docker_err(&format!("creating container {}", spec.name), e))?;
+        Ok(created.id)
+    }
+
+    pub async fn start(&self, id: &str) -> Result<(), Error> {
+        self.docker
+            .start_container(id, None::<StartContainerOptions>)
+            .await
+            .map_err(|e| docker_err("starting container", e))
+    }
+
+    /// Stop with a grace period (SIGTERM, then SIGKILL).
+    pub async fn stop(&self, id: &str, grace: Duration) -> Result<(), Error> {
+        let options = StopContainerOptions {
+            t: Some(grace.as_secs() as i32),
+            ..Default::default()
+        };
+        match self.docker.stop_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(docker_err("stopping container", e)),
+        }
+    }
+
+    /// Attach stdin/stdout/stderr (before start, as the runner does).
+    pub async fn attach(&self, id: &str) -> Result<Attached, Error> {
+        let options = AttachContainerOptions {
+            stdin: true,
+            stdout: true,
+            stderr: true,
+            stream: true,
+            logs: false,
+            ..Default::default()
+        };
+        let res = self
+            .docker
+            .attach_container(id, Some(options))
+            .await
+            .map_err(|e| docker_err("attaching to container", e))?;
+        Ok(Attached {
+            output: res.output,
+            input: res.input,
+        })
+    }
+
+    /// Wait for the container to stop; returns its exit code.
+    pub async fn wait(&self, id: &str) -> Result<i64, Error> {
+        let options = WaitContainerOptions {
+            condition: "not-running".to_string(),
+        };
+        let mut stream = self.docker.wait_container(id, Some(options));
+        match stream.next().await {
+            Some(Ok(r)) => Ok(r.status_code),
+            Some(Err(BollardError::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(e)) => Err(docker_err("waiting for container", e)),
+            None => Err(Error::Docker(
+                "container wait ended without a status".into(),
+            )),
+        }
+    }
+
+    pub async fn inspect(&self, id: &str) -> Result<ContainerState, Error> {
+        let c = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| docker_err("inspecting container", e))?;
+        let state = c.state.unwrap_or_default();
+        let config = c.config.unwrap_or_default();
+        let ip = c
+            .network_settings
+            .and_then(|n| n.networks)
+            .and_then(|nets| {
+                nets.values()
+                    .filter_map(|n| n.ip_address.clone())
+                    .find(|ip| !ip.is_empty())
+            });
+        let mut ports: Vec<u16> = config
+            .exposed_ports
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| {
+                let (port, proto) = p.split_once('/').unwrap_or((p.as_str(), "tcp"));
+                (proto == "tcp").then(|| port.parse().ok()).flatten()
+            })
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        Ok(ContainerState {
+            id: c.id.unwrap_or_default(),
+            running: state.running.unwrap_or(false),
+            exit_code: state.exit_code,
+            ip,
+            exposed_tcp_ports: ports,
+            env: config.env.unwrap_or_default(),
+            status: state.status.map(|s| s.to_string()).unwrap_or_default(),
+        })
+    }
+
+    /// The container's logs (stdout and stderr), at most the last `limit` bytes.
+    pub async fn logs_tail(&self, id: &str, limit: usize, timestamps: bool) -> String {
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            timestamps,
+            ..Default::default()
+        };
+        let mut stream = self.docker.logs(id, Some(options));
+        let mut buf: Vec<u8> = Vec::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            buf.extend_from_slice(&chunk.into_bytes());
+            if buf.len() > limit * 2 {
+                buf.drain(..buf.len() - limit);
+            }
+        }
+        if buf.len() > limit {
+            buf.drain(..buf.len() - limit);
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    /// Follow a container's logs from now on.
+    pub fn follow_logs(
+        &self,
+        id: &str,
+    ) -> impl Stream<Item = Result<LogOutput, BollardError>> + Send + 'static {
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            follow: true,
+            ..Default::default()
+        };
+        self.docker.logs(id, Some(options))
+    }
+
+    pub async fn upload(&self, id: &str, path: &str, tar: Vec<u8>) -> Result<(), Error> {
+        let options = UploadToContainerOptions {
+            path: path.to_string(),
+            ..Default::default()
+        };
+        self.docker
+            .upload_to_container(id, Some(options), bollard::body_full(tar.into()))
+            .await
+            .map_err(|e| docker_err("copying the project into the build container", e))
+    }
+
+    pub async fn remove_container(&self, id: &str) -> Result<(), Error> {
+        let options = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            // 409: removal already in progress (e.g. a concurrent cleanup).
+            Err(BollardError::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            Err(e) => Err(docker_err(&format!("removing container {id}"), e)),
+        }
+    }
+
+    pub async fn remove_network(&self, name: &str) -> Result<(), Error> {
+        match self.docker.remove_network(name).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(docker_err(&format!("removing network {name}"), e)),
+        }
+    }
+
+    pub async fn remove_volume(&self, name: &str) -> Result<(), Error> {
+        let options = RemoveVolumeOptions { force: true };
+        match self.docker.remove_volume(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(docker_err(&format!("removing volume {name}"), e)),
+        }
+    }
+
+    /// Containers carrying `label` (`key` or `key=value`), running or not.
+    pub async fn containers_with(&self, label: &str) -> Result<Vec<Managed>, Error> {
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([(
+                "label".to_string(),
+                vec![label.to_string()],
+            )])),
+            ..Default::default()
+        };
+        let list = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| docker_err("listing containers", e))?;
+        Ok(list
+            .into_iter()
+            .map(|c| Managed {
+                id: c.id.unwrap_or_default(),
+                name: c
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_string(),
+                labels: c.labels.unwrap_or_default(),
+                running: c.state.map(|s| s.to_string() == "running").unwrap_or(false),
+            })
+            .collect())
+    }
+
+    pub async fn networks_with(&self, label: &str) -> Result<Vec<Managed>, Error> {
+        let options = ListNetworksOptions {
+            filters: Some(HashMap::from([(
+                "label".to_string(),
+                vec![label.to_string()],
+            )])),
+        };
+        let list = self
+            .docker
+            .list_networks(Some(options))
+            .await
+            .map_err(|e| docker_err("listing networks", e))?;
+        Ok(list
+            .into_iter()
+            .map(|n| Managed {
+                id: n.id.unwrap_or_default(),
+                name: n.name.unwrap_or_default(),
+                labels: n.labels.unwrap_or_default(),
+                running: false,
+            })
+            .collect())
+    }
+
+    pub async fn volumes_with(&self, label: &str) -> Result<Vec<Managed>, Error> {
+        let options = ListVolumesOptions {
+            filters: Some(HashMap::from([(
+                "label".to_string(),
+                vec![label.to_string()],
+            )])),
+        };
+        let list = self
+            .docker
+            .list_volumes(Some(options))
+            .await
+            .map_err(|e| docker_err("listing volumes", e))?;
+        Ok(list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| Managed {
+                id: v.name.clone(),
+                name: v.name,
+                labels: v.labels,
+                running: false,
+            })
+            .collect())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PullEvent {
+    pub layer: String,
+    pub status: String,
+    pub current: Option<i64>,
+    pub total: Option<i64>,
+}
+
+/// Split `name[:tag]` / `name@digest` for the pull API (`:latest` when neither is given).
+pub fn split_tag(image: &str) -> (String, String) {
+    if image.contains('@') {
+        return (image.to_string(), String::new());
+    }
+    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
+    match image[last_slash..].rfind(':') {
+        Some(i) => (
+            image[..last_slash + i].to_string(),
+            image[last_slash + i + 1..].to_string(),
+        ),
+        None => (image.to_string(), "latest".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_tag;
+
+    #[test]
+    fn tags_split_after_the_last_slash() {
+        assert_eq!(split_tag("alpine"), ("alpine".into(), "latest".into()));
+        assert_eq!(split_tag("alpine:3.19"), ("alpine".into(), "3.19".into()));
+        assert_eq!(
+            split_tag("reg.example.com:5000/ns/img"),
+            ("reg.example.com:5000/ns/img".into(), "latest".into())
+        );
+        assert_eq!(
+            split_tag("reg.example.com:5000/ns/img:1.0"),
+            ("reg.example.com:5000/ns/img".into(), "1.0".into())
+        );
+        assert_eq!(
+            split_tag("img@sha256:abc"),
+            ("img@sha256:abc".into(), String::new())
+        );
+    }
+}

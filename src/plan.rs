@@ -1,0 +1,359 @@
+//! The run plan: every decision about one job run, computed without touching Docker.
+//! `cijob run` executes it, `cijob plan` prints it, so the two cannot drift apart.
+
+use std::time::Duration;
+
+use crate::alias;
+use crate::config::RunConfig;
+use crate::error::{ConfigError, Error};
+use crate::expand::{expand, expand_all, lookup};
+use crate::git::GitInfo;
+use crate::model::{AllowFailure, Job, PullPolicy, Variable};
+use crate::predefined;
+use crate::script;
+
+pub const BUILDS_DIR: &str = "/builds";
+pub const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(3600);
+pub const AFTER_SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
+pub const DEFAULT_SERVICES_TIMEOUT: i64 = 30;
+pub const DEFAULT_PULL_POLICY: PullPolicy = PullPolicy::IfNotPresent;
+
+/// Labels every object of a run carries; `cijob clean` finds leftovers by them.
+pub const LABEL_MANAGED: &str = "cijob.managed";
+pub const LABEL_RUN: &str = "cijob.run";
+pub const LABEL_JOB: &str = "cijob.job";
+pub const LABEL_TYPE: &str = "cijob.type";
+pub const LABEL_PID: &str = "cijob.pid";
+pub const LABEL_KEEP: &str = "cijob.keep";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunPlan {
+    pub run_id: String,
+    pub job_name: String,
+    pub labels: Vec<(String, String)>,
+    /// A per-run bridge network (FF_NETWORK_PER_BUILD); `None` means Docker's default bridge.
+    pub network: Option<String>,
+    /// The `/builds` volume, private to this run.
+    pub volume: String,
+    pub project_dir: String,
+    pub services: Vec<ServicePlan>,
+    /// Runner warnings decided while planning (aliases skipped...).
+    pub warnings: Vec<String>,
+    pub build: BuildPlan,
+    /// All variables of the job, expanded, in precedence order.
+    pub variables: Vec<Variable>,
+    pub step_commands: Vec<String>,
+    pub after_commands: Vec<String>,
+    pub job_timeout: Duration,
+    pub after_script_timeout: Duration,
+    /// `None`: no health check (negative timeout).
+    pub services_timeout: Option<Duration>,
+    /// Values to print as `[MASKED]`.
+    pub secrets: Vec<String>,
+    pub allow_failure: AllowFailure,
+    /// `CI_DEBUG_SERVICES=true`: stream service logs live.
+    pub debug_services: bool,
+    pub keep: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServicePlan {
+    pub index: usize,
+    /// `Service:Version` as the runner prints it in `Starting service ...`.
+    pub display: String,
+    /// The image reference to pull / run.
+    pub image: String,
+    pub pull: Vec<PullPolicy>,
+    pub container: String,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub env: Vec<(String, String)>,
+    /// Every alias (the container answers to all of them on a per-build network).
+    pub aliases: Vec<String>,
+    /// The aliases the build container resolves to this service.
+    pub claimed: Vec<String>,
+    /// `HEALTHCHECK_TCP_PORT` from the job/service variables, if set.
+    pub healthcheck_port: Option<String>,
+    pub user: Option<String>,
+    pub platform: Option<String>,
+    pub privileged: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildPlan {
+    pub container: String,
+    pub image: String,
+    pub pull: Vec<PullPolicy>,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub hostname: String,
+    pub user: Option<String>,
+    pub platform: Option<String>,
+    pub privileged: bool,
+}
+
+impl RunPlan {
+    /// The `step_script` stage's script (before_script + script in one shell).
+    pub fn step_script(&self) -> String {
+        script::step_script(&self.variables, &self.project_dir, &self.step_commands)
+    }
+
+    /// The `after_script` stage's script, with `CI_JOB_STATUS` set to the job's outcome.
+    pub fn after_script(&self, status: &str) -> String {
+        let mut vars = self.variables.clone();
+        vars.push(Variable::new("CI_JOB_STATUS", status));
+        script::after_script(&vars, &self.project_dir, &self.after_commands)
+    }
+
+    pub fn network_per_build(&self) -> bool {
+        self.network.is_some()
+    }
+}
+
+pub struct PlanInput<'a> {
+    pub job: &'a Job,
+    pub git: &'a GitInfo,
+    pub config: &'a RunConfig,
+    /// Random per-run id (hex); part of every name so concurrent runs never collide.
+    pub run_id: &'a str,
+    /// `CI_CONFIG_PATH`: the pipeline file relative to the project root.
+    pub config_path: &'a str,
+    pub pid: u32,
+}
+
+pub fn plan(input: &PlanInput<'_>) -> Result<RunPlan, Error> {
+    let job = input.job;
+    let cfg = input.config;
+    let project_dir = predefined::project_dir(BUILDS_DIR, input.git);
+    let job_timeout = cfg.timeout.or(job.timeout).unwrap_or(DEFAULT_JOB_TIMEOUT);
+
+    // Variables: predefined, then YAML (global, job, matrix), then the command line.
+    let raw_image = job.image.as_ref().map(|i| i.name.clone());
+    let mut raw: Vec<Variable> = Vec::new();
+    let pre_ctx = predefined::Context {
+        job,
+        git: input.git,
+        project_dir: &project_dir,
+        builds_dir: BUILDS_DIR,
+        image: None,
+        timeout_secs: job_timeout.as_secs(),
+        pipeline_source: "push",
+        concurrent_id: 0,
+    };
+    raw.extend(predefined::variables(&pre_ctx));
+    raw.extend(job.variables.iter().cloned());
+    raw.extend(cfg.vars.iter().cloned());
+    let mut variables = expand_all(&raw);
+    let get = |vars: &[Variable], k: &str| lookup(vars, k).map(str::to_owned);
+
+    let image_name = raw_image
+        .as_deref()
+        .map(|n| expand(n, &|k| get(&variables, k)))
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            let at = job
+                .location
+                .as_ref()
+                .map(|l| format!("{l}: "))
+                .unwrap_or_default();
+            Error::Config(ConfigError::new(format!(
+                "{at}job \"{}\" has no image: set `image:` on the job, in `default:` or at the top level",
+                job.name
+            )))
+        })?;
+    // CI_JOB_IMAGE comes first among runner variables, expanded.
+    variables.insert(0, Variable::new("CI_JOB_IMAGE", image_name.clone()));
+
+    let per_build = matches!(
+        lookup(&variables, "FF_NETWORK_PER_BUILD"),
+        Some("true" | "1")
+    );
+    let debug_services = matches!(lookup(&variables, "CI_DEBUG_SERVICES"), Some("true" | "1"));
+    let prefix = container_prefix(&job.name, input.run_id);
+    let network = per_build.then(|| format!("{prefix}-network"));
+    if let Some(net) = &network {
+        variables.push(Variable::new("CI_BUILD_NETWORK_NAME", net.clone()));
+    }
+
+    // Services: expand names and aliases (not command/entrypoint), then assign aliases.
+    let mut services_in = Vec::new();
+    for s in &job.services {
+        let mut s = s.clone();
+        s.name = expand(&s.name, &|k| get(&variables, k));
+        s.alias = s.alias.map(|a| expand(&a, &|k| get(&variables, k)));
+        services_in.push(s);
+    }
+    // A service whose name expands to nothing is ignored, like the runner does.
+    let services_in: Vec<_> = services_in
+        .into_iter()
+        .filter(|s| !s.name.is_empty())
+        .collect();
+    let assignments = alias::assign(&services_in)
+        .map_err(|e| Error::Config(ConfigError::new(format!("job \"{}\": {e}", job.name))))?;
+
+    let public: Vec<Variable> = variables.iter().filter(|v| v.public).cloned().collect();
+    let mut warnings = Vec::new();
+    let mut services = Vec::new();
+    for a in assignments {
+        warnings.extend(a.warnings.iter().cloned());
+        if !a.start {
+            continue;
+        }
+        let def = &services_in[a.index];
+        // Service variables are expanded against the job's variables plus their own.
+        let mut svc_raw = public.clone();
+        svc_raw.extend(def.variables.iter().cloned());
+        let svc_vars = expand_all(&svc_raw);
+        let healthcheck_port = svc_vars
+            .iter()
+            .rev()
+            .find(|v| v.key.eq_ignore_ascii_case("HEALTHCHECK_TCP_PORT"))
+            .map(|v| v.value.clone());
+        let display = if a.name.version.starts_with('@') {
+            format!("{}{}", a.name.service, a.name.version)
+        } else {
+            format!("{}:{}", a.name.service, a.name.version)
+        };
+        services.push(ServicePlan {
+            index: a.index,
+            display,
+            image: a.name.image.clone(),
+            pull: policies(&def.pull_policy, cfg),
+            container: format!(
+                "{prefix}-{}-{}",
+                sanitize_name(&a.name.service.replace('/', "__")),
+                a.index
+            ),
+            entrypoint: def.entrypoint.clone().filter(|e| !e.is_empty()),
+            cmd: def.command.clone().filter(|c| !c.is_empty()),
+            env: env_list(&svc_vars),
+            aliases: a.aliases.clone(),
+            claimed: a.claimed.clone(),
+            healthcheck_port,
+            user: def.docker.user.clone(),
+            platform: def.docker.platform.clone(),
+            privileged: cfg.privileged,
+        });
+    }
+
+    let image = job.image.clone().unwrap_or_default();
+    let build = BuildPlan {
+        container: format!("{prefix}-build"),
+        image: image_name,
+        pull: policies(&image.pull_policy, cfg),
+        entrypoint: image.entrypoint.clone(),
+        cmd: vec![
+            "sh".to_string(),
+            "-c".to_string(),
+            script::DETECT_SHELL.to_string(),
+        ],
+        env: env_list(&variables),
+        hostname: "runner-cijob-project-0-concurrent-0".to_string(),
+        user: image.docker.user.clone(),
+        platform: image.docker.platform.clone(),
+        privileged: cfg.privileged,
+    };
+
+    let mut secrets: Vec<String> = variables
+        .iter()
+        .filter(|v| v.masked && !v.value.is_empty())
+        .map(|v| v.value.clone())
+        .collect();
+    secrets.sort();
+    secrets.dedup();
+
+    let wait = cfg
+        .wait_for_services_timeout
+        .unwrap_or(DEFAULT_SERVICES_TIMEOUT);
+    let services_timeout = match wait {
+        w if w < 0 => None,
+        0 => Some(Duration::from_secs(DEFAULT_SERVICES_TIMEOUT as u64)),
+        w => Some(Duration::from_secs(w as u64)),
+    };
+
+    let mut step_commands = job.before_script.clone();
+    step_commands.extend(job.script.iter().cloned());
+
+    let labels = vec![
+        (LABEL_MANAGED.to_string(), "true".to_string()),
+        (LABEL_RUN.to_string(), input.run_id.to_string()),
+        (LABEL_JOB.to_string(), job.name.clone()),
+        (LABEL_PID.to_string(), input.pid.to_string()),
+        (LABEL_KEEP.to_string(), cfg.keep.to_string()),
+    ];
+
+    Ok(RunPlan {
+        run_id: input.run_id.to_string(),
+        job_name: job.name.clone(),
+        labels,
+        network,
+        volume: format!("{prefix}-builds"),
+        project_dir,
+        services,
+        warnings,
+        build,
+        variables,
+        step_commands,
+        after_commands: job.after_script.clone(),
+        job_timeout,
+        after_script_timeout: AFTER_SCRIPT_TIMEOUT,
+        services_timeout,
+        secrets,
+        allow_failure: job.allow_failure.clone(),
+        debug_services,
+        keep: cfg.keep,
+    })
+}
+
+/// The pull policies to try, in order: `--pull` beats the job's, which beat the default.
+fn policies(job: &[PullPolicy], cfg: &RunConfig) -> Vec<PullPolicy> {
+    match (cfg.pull, job.is_empty()) {
+        (Some(p), _) => vec![p],
+        (None, false) => job.to_vec(),
+        (None, true) => vec![DEFAULT_PULL_POLICY],
+    }
+}
+
+/// Last definition of each key wins; first-seen order kept so the list reads naturally.
+fn env_list(vars: &[Variable]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for v in vars {
+        if let Some(slot) = out.iter_mut().find(|(k, _)| *k == v.key) {
+            slot.1 = v.value.clone();
+        } else {
+            out.push((v.key.clone(), v.value.clone()));
+        }
+    }
+    out
+}
+
+/// `cijob-<job slug>-<run id>`: readable in `docker ps`, unique per run.
+pub fn container_prefix(job_name: &str, run_id: &str) -> String {
+    let mut slug = sanitize_name(&predefined::slugify(job_name));
+    slug.truncate(30);
+    let slug = slug.trim_end_matches('-');
+    if slug.is_empty() {
+        format!("cijob-{run_id}")
+    } else {
+        format!("cijob-{slug}-{run_id}")
+    }
+}
+
+/// Docker names allow `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+fn sanitize_name(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// A fresh random run id.
+pub fn new_run_id() -> String {
+    format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
+}

@@ -1,0 +1,446 @@
+//! Executing a run plan on the daemon, in the runner's order: volume and network, services
+//! and their health check, build container, sources, `step_script`, `after_script`, cleanup.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bollard::container::LogOutput;
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::archive;
+use crate::docker::{ContainerSpec, Engine};
+use crate::error::Error;
+use crate::health;
+use crate::masking::Masker;
+use crate::plan::{RunPlan, ServicePlan, LABEL_RUN, LABEL_TYPE};
+use crate::pull::ensure_image;
+use crate::ui::Ui;
+
+/// Where the project's files come from.
+pub struct ProjectSource {
+    pub root: PathBuf,
+    pub files: Vec<PathBuf>,
+}
+
+/// How the script stage ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StageEnd {
+    Exited(i64),
+    TimedOut,
+}
+
+/// Run the plan and clean up after it (unless kept). The job's failure is an `Err` carrying
+/// its exit code.
+pub async fn execute(
+    engine: &Engine,
+    plan: &RunPlan,
+    project: &ProjectSource,
+    ui: &Ui,
+) -> Result<(), Error> {
+    let mut signals = Signals::new()?;
+    let result = tokio::select! {
+        r = job(engine, plan, project, ui) => r,
+        sig = signals.next() => {
+            ui.line("");
+            ui.error(&format!("Job interrupted by {sig}: stopping it and cleaning up (again to stop at once)"));
+            // Give the job's processes a moment to exit, like the runner's SIGTERM script.
+            let grace = async {
+                if let Ok(list) = engine.containers_with(&format!("{LABEL_RUN}={}", plan.run_id)).await {
+                    for c in list {
+                        let _ = engine.stop(&c.id, Duration::from_secs(3)).await;
+                    }
+                }
+            };
+            tokio::select! { _ = grace => {}, _ = signals.next() => {} }
+            Err(Error::Interrupted(sig))
+        }
+    };
+    let interrupted = matches!(result, Err(Error::Interrupted(_)));
+    if plan.keep && !interrupted {
+        keep(engine, plan, ui).await;
+    } else {
+        cleanup(engine, &plan.run_id).await;
+    }
+    result
+}
+
+async fn job(
+    engine: &Engine,
+    plan: &RunPlan,
+    project: &ProjectSource,
+    ui: &Ui,
+) -> Result<(), Error> {
+    ui.line(&format!("Running with cijob {}", env!("CARGO_PKG_VERSION")));
+    ui.section("Preparing the \"docker\" executor");
+    ui.line(&format!(
+        "Using Docker executor with image {} ...",
+        plan.build.image
+    ));
+    for w in &plan.warnings {
+        ui.warning(w);
+    }
+    engine.create_volume(&plan.volume, &plan.labels).await?;
+    if let Some(net) = &plan.network {
+        engine.create_network(net, &plan.labels).await?;
+    }
+    let binds = vec![format!("{}:/builds", plan.volume)];
+
+    // Services: pulled and started one after another, checked in parallel.
+    let mut started: Vec<(&ServicePlan, String)> = Vec::new();
+    for svc in &plan.services {
+        ui.line(&format!("Starting service {}...", svc.display));
+        ensure_image(engine, ui, &svc.image, &svc.pull, svc.platform.as_deref()).await?;
+        let spec = ContainerSpec {
+            name: svc.container.clone(),
+            image: svc.image.clone(),
+            entrypoint: svc.entrypoint.clone(),
+            cmd: svc.cmd.clone(),
+            env: svc.env.clone(),
+            labels: with_type(&plan.labels, "service"),
+            user: svc.user.clone(),
+            platform: svc.platform.clone(),
+            privileged: svc.privileged,
+            binds: binds.clone(),
+            network: plan.network.clone().map(|n| (n, svc.aliases.clone())),
+            ..Default::default()
+        };
+        let id = engine.create_container(&spec).await?;
+        engine.start(&id).await?;
+        started.push((svc, id));
+    }
+    if plan.debug_services {
+        for (svc, id) in &started {
+            stream_service_logs(engine, svc, id);
+        }
+    }
+    if let (Some(timeout), false) = (plan.services_timeout, started.is_empty()) {
+        ui.line(&format!(
+            "Waiting for services to be up and running (timeout {} seconds)...",
+            timeout.as_secs()
+        ));
+        let checks = started.iter().map(|(svc, id)| async move {
+            let r = health::wait_for_service(engine, id, &svc.container, timeout).await;
+            (svc, id, r)
+        });
+        for (svc, id, r) in futures_util::future::join_all(checks).await {
+            if let Err(e) = r {
+                let logs = engine.logs_tail(id, health::LOG_LIMIT, true).await;
+                let yellow = |s: &str| ui.yellow(s);
+                ui.raw(&health::warning_block(&yellow, &svc.container, &e, &logs));
+            }
+        }
+    }
+
+    // The build container reaches services through /etc/hosts entries on the default
+    // bridge (runner >= 18.7), or through network aliases on a per-build network.
+    let mut extra_hosts = Vec::new();
+    if plan.network.is_none() {
+        for (svc, id) in &started {
+            let state = engine.inspect(id).await?;
+            if let (true, Some(ip)) = (state.running, state.ip) {
+                for alias in &svc.claimed {
+                    extra_hosts.push(format!("{alias}:{ip}"));
+                }
+                extra_hosts.push(format!("{}:{ip}", &id[..12.min(id.len())]));
+            }
+        }
+    }
+    ensure_image(
+        engine,
+        ui,
+        &plan.build.image,
+        &plan.build.pull,
+        plan.build.platform.as_deref(),
+    )
+    .await?;
+    let spec = ContainerSpec {
+        name: plan.build.container.clone(),
+        image: plan.build.image.clone(),
+        entrypoint: plan.build.entrypoint.clone(),
+        cmd: Some(plan.build.cmd.clone()),
+        env: plan.build.env.clone(),
+        labels: with_type(&plan.labels, "build"),
+        hostname: Some(plan.build.hostname.clone()),
+        user: plan.build.user.clone(),
+        platform: plan.build.platform.clone(),
+        privileged: plan.build.privileged,
+        binds,
+        network: plan
+            .network
+            .clone()
+            .map(|n| (n, vec!["build".to_string(), plan.build.container.clone()])),
+        extra_hosts,
+        stdin: true,
+    };
+    let build = engine.create_container(&spec).await?;
+
+    ui.section("Preparing environment");
+    ui.line(&format!("Running on {}...", plan.build.hostname));
+    ui.section("Getting source from the local working tree");
+    let tar = {
+        let root = project.root.clone();
+        let files = project.files.clone();
+        let dest = plan.project_dir.clone();
+        tokio::task::spawn_blocking(move || archive::project_tar(&root, &files, &dest))
+            .await
+            .map_err(|e| Error::Other(e.into()))?
+            .map_err(|e| Error::Other(anyhow::anyhow!("packing the project: {e}")))?
+    };
+    ui.line(&format!(
+        "Copied {} files (uncommitted changes included) to {}",
+        project.files.len(),
+        plan.project_dir
+    ));
+    engine.upload(&build, "/", tar).await?;
+
+    ui.section("Executing \"step_script\" stage of the job script");
+    let step = run_stage(
+        engine,
+        &build,
+        plan.step_script(),
+        &plan.secrets,
+        plan.job_timeout,
+    )
+    .await?;
+    let status = match step {
+        StageEnd::Exited(0) => "success",
+        StageEnd::Exited(_) => "failed",
+        StageEnd::TimedOut => "timedout",
+    };
+    if !plan.after_commands.is_empty() {
+        ui.section("Running after_script");
+        match run_stage(
+            engine,
+            &build,
+            plan.after_script(status),
+            &plan.secrets,
+            plan.after_script_timeout,
+        )
+        .await?
+        {
+            StageEnd::Exited(0) => {}
+            StageEnd::Exited(code) => ui.warning(&format!(
+                "after_script failed, but job will continue unaffected: exit code {code}"
+            )),
+            StageEnd::TimedOut => ui.warning(&format!(
+                "after_script failed, but job will continue unaffected: execution took longer than {}",
+                go_duration(plan.after_script_timeout)
+            )),
+        }
+    }
+    ui.section("Cleaning up project directory and file based variables");
+    match step {
+        StageEnd::Exited(0) => {
+            ui.info("Job succeeded");
+            Ok(())
+        }
+        StageEnd::Exited(code) => {
+            ui.error(&format!("Job failed: exit code {code}"));
+            if plan.allow_failure.allows(code) {
+                ui.warning(&format!(
+                    "Job \"{}\" is allowed to fail (allow_failure): exiting with 0",
+                    plan.job_name
+                ));
+                Ok(())
+            } else {
+                Err(Error::JobFailed(code))
+            }
+        }
+        StageEnd::TimedOut => {
+            ui.error(&format!(
+                "Job failed: execution took longer than {} seconds",
+                go_duration(plan.job_timeout)
+            ));
+            Err(Error::Timeout)
+        }
+    }
+}
+
+/// Attach, start, send the script on stdin and stream output until the container stops.
+async fn run_stage(
+    engine: &Engine,
+    id: &str,
+    script: String,
+    secrets: &[String],
+    timeout: Duration,
+) -> Result<StageEnd, Error> {
+    let attached = engine.attach(id).await?;
+    engine.start(id).await?;
+    let mut input = attached.input;
+    let writer = tokio::spawn(async move {
+        // A shell that exits early closes stdin; that is not an error of ours.
+        let _ = input.write_all(script.as_bytes()).await;
+        let _ = input.shutdown().await;
+    });
+    let pump = tokio::spawn(pump_output(attached.output, secrets.to_vec()));
+    let end = match tokio::time::timeout(timeout, engine.wait(id)).await {
+        Ok(code) => StageEnd::Exited(code?),
+        Err(_) => {
+            engine.stop(id, Duration::from_secs(5)).await?;
+            StageEnd::TimedOut
+        }
+    };
+    writer.abort();
+    // The attach stream may not close on some engines (bollard#251): bound the final drain.
+    let abort = pump.abort_handle();
+    if tokio::time::timeout(Duration::from_secs(2), pump)
+        .await
+        .is_err()
+    {
+        abort.abort();
+    }
+    Ok(end)
+}
+
+/// Copy the job's stdout and stderr to ours, apart, masking secrets.
+async fn pump_output<S>(mut output: S, secrets: Vec<String>)
+where
+    S: futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Unpin,
+{
+    let mut out_mask = Masker::new(secrets.clone());
+    let mut err_mask = Masker::new(secrets);
+    while let Some(Ok(item)) = output.next().await {
+        match item {
+            LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                write_all(&mut std::io::stdout(), &out_mask.push(&message));
+            }
+            LogOutput::StdErr { message } => {
+                write_all(&mut std::io::stderr(), &err_mask.push(&message));
+            }
+            LogOutput::StdIn { .. } => {}
+        }
+    }
+    write_all(&mut std::io::stdout(), &out_mask.finish());
+    write_all(&mut std::io::stderr(), &err_mask.finish());
+}
+
+fn write_all(w: &mut dyn Write, bytes: &[u8]) {
+    if !bytes.is_empty() {
+        let _ = w.write_all(bytes);
+        let _ = w.flush();
+    }
+}
+
+/// `CI_DEBUG_SERVICES`: every service log line, prefixed like the runner does.
+fn stream_service_logs(engine: &Engine, svc: &ServicePlan, id: &str) {
+    let prefix = format!("[service:{}] ", svc.aliases.join("-"));
+    let mut stream = Box::pin(engine.follow_logs(id));
+    tokio::spawn(async move {
+        let mut partial: Vec<u8> = Vec::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            partial.extend_from_slice(&chunk.into_bytes());
+            while let Some(pos) = partial.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = partial.drain(..=pos).collect();
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(b"\x1b[0;37m");
+                let _ = err.write_all(prefix.as_bytes());
+                let _ = err.write_all(&line);
+            }
+        }
+    });
+}
+
+fn with_type(labels: &[(String, String)], kind: &str) -> Vec<(String, String)> {
+    let mut l = labels.to_vec();
+    l.push((LABEL_TYPE.to_string(), kind.to_string()));
+    l
+}
+
+/// Remove everything labelled with this run: containers first, then network and volume.
+pub async fn cleanup(engine: &Engine, run_id: &str) {
+    let label = format!("{LABEL_RUN}={run_id}");
+    if let Ok(list) = engine.containers_with(&label).await {
+        let removals = list.iter().map(|c| engine.remove_container(&c.id));
+        futures_util::future::join_all(removals).await;
+    }
+    if let Ok(nets) = engine.networks_with(&label).await {
+        for n in nets {
+            let _ = engine.remove_network(&n.id).await;
+        }
+    }
+    if let Ok(vols) = engine.volumes_with(&label).await {
+        for v in vols {
+            let _ = engine.remove_volume(&v.name).await;
+        }
+    }
+}
+
+/// `--keep`: restart the build container idle (its shell waits on an open stdin, same
+/// filesystem and environment) and print how to get inside each container.
+async fn keep(engine: &Engine, plan: &RunPlan, ui: &Ui) {
+    let build = &plan.build.container;
+    if let Ok(state) = engine.inspect(build).await {
+        if !state.running {
+            let _ = engine.start(build).await;
+        }
+    }
+    ui.section("Kept the job's containers (remove them with `cijob clean`)");
+    ui.line(&format!(
+        "  build: docker exec -it -w {} {build} sh -c 'command -v bash >/dev/null && exec bash || exec sh'",
+        plan.project_dir
+    ));
+    for svc in &plan.services {
+        ui.line(&format!(
+            "  {}: docker exec -it {} sh",
+            svc.aliases
+                .first()
+                .map_or(svc.display.as_str(), String::as_str),
+            svc.container
+        ));
+    }
+}
+
+/// Go's `time.Duration` formatting (`1h0m0s`, `10s`), which the runner's messages use.
+pub fn go_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    if h > 0 {
+        format!("{h}h{m}m{s}s")
+    } else if m > 0 {
+        format!("{m}m{s}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP as one stream of names.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self, Error> {
+        let mk = |k| signal(k).map_err(|e| Error::Other(anyhow::anyhow!("signal handler: {e}")));
+        Ok(Self {
+            int: mk(SignalKind::interrupt())?,
+            term: mk(SignalKind::terminate())?,
+            hup: mk(SignalKind::hangup())?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.hup.recv() => "SIGHUP",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
+        assert_eq!(go_duration(Duration::from_secs(10)), "10s");
+        assert_eq!(go_duration(Duration::from_secs(300)), "5m0s");
+    }
+}
