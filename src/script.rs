@@ -140,11 +140,22 @@ fn commands_into(b: &mut Body, commands: &[String]) {
     }
 }
 
+/// `CI_DEBUG_TRACE` as the runner reads it (Go `strconv.ParseBool`, last definition wins).
+fn debug_trace(vars: &[Variable]) -> bool {
+    matches!(
+        crate::expand::lookup(vars, "CI_DEBUG_TRACE"),
+        Some("1" | "t" | "T" | "true" | "TRUE" | "True")
+    )
+}
+
 /// The 19.1+ `BashWriter.Finish` wrapper around an escaped body.
-fn wrap(body: &str) -> String {
+fn wrap(body: &str, trace: bool) -> String {
     let mut s = String::new();
     s.push_str("#!/usr/bin/env bash\n\n");
     s.push_str("trap 'exit 1' TERM\n\n");
+    if trace {
+        s.push_str("set -o xtrace\n");
+    }
     s.push_str("case \"$(set -o)\" in *\"pipefail\"*) set -o pipefail;; esac; set -o errexit\n");
     s.push_str("set +o noclobber\n");
     // The subshell reads from /dev/null so commands cannot swallow the rest of the script,
@@ -161,7 +172,7 @@ fn wrap(body: &str) -> String {
 pub fn step_script(vars: &[Variable], project_dir: &str, commands: &[String]) -> String {
     let mut b = prologue(vars, project_dir);
     commands_into(&mut b, commands);
-    wrap(&b.0)
+    wrap(&b.0, debug_trace(vars))
 }
 
 /// The `after_script` stage (same wrapper, "Running after script..." banner).
@@ -169,7 +180,7 @@ pub fn after_script(vars: &[Variable], project_dir: &str, commands: &[String]) -
     let mut b = prologue(vars, project_dir);
     b.notice("Running after script...");
     commands_into(&mut b, commands);
-    wrap(&b.0)
+    wrap(&b.0, debug_trace(vars))
 }
 
 #[cfg(test)]
@@ -229,6 +240,21 @@ mod tests {
         );
         assert_eq!(s, expected);
         assert!(s.contains("eval $'export CI=true\\nexport MSG=$\\'a b\\'\\n"));
+    }
+
+    #[test]
+    fn debug_trace_enables_xtrace() {
+        let on = step_script(&[Variable::new("CI_DEBUG_TRACE", "true")], "/p", &[]);
+        assert!(on.contains("trap 'exit 1' TERM\n\nset -o xtrace\ncase "));
+        let off = step_script(
+            &[
+                Variable::new("CI_DEBUG_TRACE", "true"),
+                Variable::new("CI_DEBUG_TRACE", "no"),
+            ],
+            "/p",
+            &[],
+        );
+        assert!(!off.contains("xtrace"));
     }
 
     #[test]
