@@ -85,7 +85,7 @@ fn append_dir(builder: &mut tar::Builder<Vec<u8>>, path: &Path) -> std::io::Resu
     header.set_mode(0o777);
     header.set_uid(0);
     header.set_gid(0);
-    header.set_mtime(0);
+    header.set_mtime(now());
     builder.append_data(&mut header, path, std::io::empty())
 }
 
@@ -98,6 +98,12 @@ fn is_executable(meta: &std::fs::Metadata) -> bool {
 #[cfg(not(unix))]
 fn is_executable(_meta: &std::fs::Metadata) -> bool {
     false
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn mtime(meta: &std::fs::Metadata) -> u64 {
