@@ -17,5 +17,8 @@ pub fn expand_all(vars: &[Variable]) -> Vec<Variable> {
 
 /// Look a key up in a variable list: the last definition wins.
 pub fn lookup<'a>(vars: &'a [Variable], key: &str) -> Option<&'a str> {
-    vars.iter().rev().find(|v| v.key == key).map(|v| v.value.as_str())
+    vars.iter()
+        .rev()
+        .find(|v| v.key == key)
+        .map(|v| v.value.as_str())
 }

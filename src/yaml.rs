@@ -3,6 +3,7 @@
 pub use serde_yaml::{Mapping, Sequence, Value};
 
 use crate::error::ConfigError;
+use serde::Deserialize;
 use std::path::Path;
 
 /// Parse one YAML document (the first of the file) into a tree with `<<` merges applied.
@@ -12,9 +13,163 @@ pub fn parse(text: &str, file: &Path) -> Result<Value, ConfigError> {
     Ok(value)
 }
 
+/// A CI file split into its optional `spec:` header and the configuration document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CiDocument {
+    /// The `spec:` header document, when the file has one.
+    pub header: Option<Value>,
+    /// The configuration (null for an empty file).
+    pub config: Value,
+}
+
+/// Parse a CI file: every document, with `<<` merges applied (nested merges and lists of
+/// merges too). A file whose first document holds `spec:` and which has a second document
+/// is a header + config pair (GitLab's `spec: inputs` form); otherwise the first document
+/// is the config, as GitLab ignores a stray trailing `---`.
+pub fn parse_ci(text: &str, file: &Path) -> Result<CiDocument, ConfigError> {
+    let mut docs = Vec::new();
+    for de in serde_yaml::Deserializer::from_str(text) {
+        let value = Value::deserialize(de).map_err(|e| located(&e, file, text))?;
+        docs.push(merge_keys(value, 0).map_err(|m| ConfigError::new(m).in_file(file))?);
+        if docs.len() > 2 {
+            break;
+        }
+    }
+    let mut docs = docs.into_iter();
+    let first = docs.next().unwrap_or(Value::Null);
+    let is_header = matches!(&first, Value::Mapping(m) if m.contains_key("spec"));
+    match (is_header, docs.next()) {
+        (true, Some(second)) => Ok(CiDocument {
+            header: Some(first),
+            config: second,
+        }),
+        _ => Ok(CiDocument {
+            header: None,
+            config: first,
+        }),
+    }
+}
+
+/// Expand `<<` merge keys: explicit keys win over merged ones, earlier merge sources win
+/// over later ones (YAML merge-key spec), merged keys take the position of `<<`.
+fn merge_keys(value: Value, depth: usize) -> Result<Value, String> {
+    if depth > 256 {
+        return Err("YAML nesting is too deep".into());
+    }
+    match value {
+        Value::Mapping(map) => {
+            let explicit: Vec<Value> = map.keys().filter(|k| !is_merge_key(k)).cloned().collect();
+            let mut out = Mapping::new();
+            for (k, v) in map {
+                if is_merge_key(&k) {
+                    let sources = match merge_keys(v, depth + 1)? {
+                        Value::Mapping(m) => vec![m],
+                        Value::Sequence(seq) => {
+                            let mut maps = Vec::new();
+                            for item in seq {
+                                match item {
+                                    Value::Mapping(m) => maps.push(m),
+                                    Value::Null => {}
+                                    _ => return Err("merge key `<<` must refer to mappings".into()),
+                                }
+                            }
+                            maps
+                        }
+                        Value::Null => vec![],
+                        _ => return Err("merge key `<<` must refer to a mapping".into()),
+                    };
+                    for source in sources {
+                        for (mk, mv) in source {
+                            if !explicit.contains(&mk) && !out.contains_key(&mk) {
+                                out.insert(mk, mv);
+                            }
+                        }
+                    }
+                } else {
+                    out.insert(k, merge_keys(v, depth + 1)?);
+                }
+            }
+            Ok(Value::Mapping(out))
+        }
+        Value::Sequence(seq) => Ok(Value::Sequence(
+            seq.into_iter()
+                .map(|v| merge_keys(v, depth + 1))
+                .collect::<Result<_, _>>()?,
+        )),
+        Value::Tagged(mut tagged) => {
+            tagged.value = merge_keys(tagged.value, depth + 1)?;
+            Ok(Value::Tagged(tagged))
+        }
+        other => Ok(other),
+    }
+}
+
+fn is_merge_key(k: &Value) -> bool {
+    k.as_str() == Some("<<")
+}
+
 /// Render a value as YAML text.
 pub fn to_string(value: &Value) -> String {
     serde_yaml::to_string(value).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+}
+
+/// The `!reference [a, b]` path when `value` is such a tag.
+pub fn as_reference(value: &Value) -> Option<&Value> {
+    match value {
+        Value::Tagged(t) if t.tag == "reference" => Some(&t.value),
+        _ => None,
+    }
+}
+
+/// The name of a YAML tag other than `!reference`, for error messages.
+pub fn other_tag(value: &Value) -> Option<String> {
+    match value {
+        Value::Tagged(t) if t.tag != "reference" => Some(t.tag.to_string()),
+        _ => None,
+    }
+}
+
+/// A scalar as GitLab stringifies it (numbers and booleans become their text, null is "").
+pub fn scalar_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Null => Some(String::new()),
+        _ => None,
+    }
+}
+
+/// A short name for a value's type, for error messages.
+pub fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+/// 1-based line of a top-level `key:` in the file's text (cheap scan, no YAML position
+/// tracking). Handles plain, single- and double-quoted keys.
+pub fn top_level_key_line(text: &str, key: &str) -> Option<usize> {
+    let candidates = [
+        format!("{key}:"),
+        format!("\"{key}\":"),
+        format!("'{key}':"),
+        format!("? {key}"),
+    ];
+    text.lines()
+        .position(|line| {
+            candidates.iter().any(|c| {
+                line.strip_prefix(c.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '#']))
+            })
+        })
+        .map(|i| i + 1)
 }
 
 fn located(e: &serde_yaml::Error, file: &Path, text: &str) -> ConfigError {
@@ -23,4 +178,57 @@ fn located(e: &serde_yaml::Error, file: &Path, text: &str) -> ConfigError {
         err = err.at(loc.line(), Some(loc.column())).with_source(text);
     }
     err
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Value {
+        parse_ci(text, Path::new("t.yml")).expect("parses").config
+    }
+
+    #[test]
+    fn merge_keys_explicit_wins_and_lists_merge_in_order() {
+        let v = p("a: &a {x: 1, y: 1}\nb: &b {y: 2, z: 2}\nc:\n  <<: [*a, *b]\n  x: 9\n");
+        assert_eq!(v["c"]["x"], Value::from(9));
+        assert_eq!(v["c"]["y"], Value::from(1));
+        assert_eq!(v["c"]["z"], Value::from(2));
+    }
+
+    #[test]
+    fn nested_merge_inside_anchor_is_expanded() {
+        let v = p("a: &a {x: 1}\nb: &b\n  <<: *a\n  y: 2\nc:\n  <<: *b\n");
+        assert_eq!(v["c"]["x"], Value::from(1));
+        assert_eq!(v["c"]["y"], Value::from(2));
+        assert!(v["c"].get("<<").is_none());
+    }
+
+    #[test]
+    fn spec_header_selects_second_document() {
+        let d = parse_ci(
+            "spec:\n  inputs: {}\n---\njob: {script: x}\n",
+            Path::new("t"),
+        )
+        .unwrap();
+        assert!(d.header.is_some());
+        assert!(d.config.get("job").is_some());
+        let d = parse_ci("job: {script: x}\n---\n", Path::new("t")).unwrap();
+        assert!(d.header.is_none());
+    }
+
+    #[test]
+    fn syntax_error_is_located() {
+        let e = parse_ci("a: 1\nb: [\n", Path::new("f.yml")).unwrap_err();
+        assert_eq!(e.file.as_deref(), Some(Path::new("f.yml")));
+        assert!(e.line.is_some());
+    }
+
+    #[test]
+    fn key_line_scan() {
+        let text = "variables:\n  a: 1\n\"quoted job\":\n  script: x\ntest: # c\n";
+        assert_eq!(top_level_key_line(text, "quoted job"), Some(3));
+        assert_eq!(top_level_key_line(text, "test"), Some(5));
+        assert_eq!(top_level_key_line(text, "a"), None);
+    }
 }

@@ -1,0 +1,159 @@
+//! `!reference [key, sub, ...]` resolution over the merged configuration (GitLab resolves
+//! these after `extends`). Nested arrays produced by a reference are left nested here; the
+//! keywords that accept them (`script`, `rules`...) flatten them when the job is built.
+
+use crate::key_error::KeyError;
+use crate::yaml::{self, Mapping, Value};
+
+/// GitLab allows up to 10 levels of nested `!reference`.
+pub const MAX_DEPTH: usize = 10;
+/// Bound the total work so pathological fan-out cannot hang the loader.
+const MAX_STEPS: usize = 2_000_000;
+
+/// Resolve every `!reference` in the configuration; other custom tags are dropped
+/// (their value kept), as they have no meaning to GitLab.
+pub fn resolve_all(config: &Mapping) -> Result<Mapping, KeyError> {
+    let mut out = Mapping::new();
+    let mut steps = 0;
+    for (k, v) in config {
+        let key = yaml::scalar_string(k).unwrap_or_default();
+        let mut r = Resolver {
+            root: config,
+            stack: Vec::new(),
+            steps: &mut steps,
+        };
+        let value = r
+            .resolve(v, 0)
+            .map_err(|message| KeyError::new(key.clone(), message))?;
+        out.insert(k.clone(), value);
+    }
+    Ok(out)
+}
+
+struct Resolver<'a> {
+    root: &'a Mapping,
+    stack: Vec<String>,
+    steps: &'a mut usize,
+}
+
+impl Resolver<'_> {
+    fn resolve(&mut self, value: &Value, depth: usize) -> Result<Value, String> {
+        *self.steps += 1;
+        if *self.steps > MAX_STEPS {
+            return Err("!reference expansion is too large".into());
+        }
+        if let Some(path) = yaml::as_reference(value) {
+            return self.follow(path, depth);
+        }
+        Ok(match value {
+            Value::Sequence(seq) => Value::Sequence(
+                seq.iter()
+                    .map(|v| self.resolve(v, depth))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Mapping(map) => {
+                let mut out = Mapping::new();
+                for (k, v) in map {
+                    out.insert(k.clone(), self.resolve(v, depth)?);
+                }
+                Value::Mapping(out)
+            }
+            Value::Tagged(t) => self.resolve(&t.value, depth)?,
+            other => other.clone(),
+        })
+    }
+
+    fn follow(&mut self, path: &Value, depth: usize) -> Result<Value, String> {
+        let keys: Vec<String> = match path {
+            Value::Sequence(s) if !s.is_empty() => s
+                .iter()
+                .map(|k| match k {
+                    Value::String(_) | Value::Number(_) => {
+                        Ok(yaml::scalar_string(k).unwrap_or_default())
+                    }
+                    _ => Err("!reference must be a list of keys".to_string()),
+                })
+                .collect::<Result<_, _>>()?,
+            _ => return Err("!reference must be a non-empty list of keys".into()),
+        };
+        let shown = format!("[{}]", keys.join(","));
+        if self.stack.contains(&shown) {
+            return Err(format!("!reference circular chain detected {shown}"));
+        }
+        if depth >= MAX_DEPTH {
+            return Err(format!(
+                "!reference {shown}: references are nested more than {MAX_DEPTH} levels deep"
+            ));
+        }
+        let mut node: &Value = self
+            .root
+            .get(keys[0].as_str())
+            .ok_or_else(|| format!("!reference {shown} could not be found"))?;
+        for key in &keys[1..] {
+            let next = match node {
+                Value::Mapping(m) => m.get(key.as_str()),
+                Value::Sequence(s) => key.parse::<usize>().ok().and_then(|i| s.get(i)),
+                _ => None,
+            };
+            node = next.ok_or_else(|| format!("!reference {shown} could not be found"))?;
+        }
+        self.stack.push(shown);
+        let out = self.resolve(node, depth + 1);
+        self.stack.pop();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(text: &str) -> Result<Mapping, KeyError> {
+        let doc = yaml::parse_ci(text, std::path::Path::new("t.yml")).unwrap();
+        resolve_all(doc.config.as_mapping().unwrap())
+    }
+
+    #[test]
+    fn resolves_nested_and_indexed_references() {
+        let out = run(
+            ".a: {script: [one, two], img: {name: x}}\n\
+             .b: {script: [!reference [.a, script], three]}\n\
+             job:\n  script: [!reference [.b, script], four]\n  image: !reference [.a, img, name]\n  first: !reference [.a, script, 0]\n",
+        )
+        .unwrap();
+        let job = &out["job"];
+        let want: Value = serde_yaml::from_str("[[[one, two], three], four]").unwrap();
+        assert_eq!(job["script"], want);
+        assert_eq!(job["image"], Value::from("x"));
+        assert_eq!(job["first"], Value::from("one"));
+    }
+
+    #[test]
+    fn circular_chain_is_an_error() {
+        let e = run("test-job:\n  script: [!reference [test-job, script]]\n").unwrap_err();
+        assert_eq!(e.key, "test-job");
+        assert_eq!(
+            e.message,
+            "!reference circular chain detected [test-job,script]"
+        );
+        let e = run(".a: {x: !reference [.b, x]}\n.b: {x: !reference [.a, x]}\n").unwrap_err();
+        assert!(e.message.contains("circular chain"), "{}", e.message);
+    }
+
+    #[test]
+    fn missing_target_and_depth_limit() {
+        let e = run("job: {script: !reference [.nope, script]}\n").unwrap_err();
+        assert_eq!(e.message, "!reference [.nope,script] could not be found");
+        let mut text = String::from(".l0: {s: end}\n");
+        for i in 1..=11 {
+            text.push_str(&format!(".l{i}: {{s: !reference [.l{}, s]}}\n", i - 1));
+        }
+        let ok = format!("{text}job: {{s: !reference [.l9, s]}}\n");
+        assert_eq!(run(&ok).unwrap()["job"]["s"], Value::from("end"));
+        let deep = format!("{text}job: {{s: !reference [.l11, s]}}\n");
+        assert!(run(&deep)
+            .unwrap_err()
+            .message
+            .contains("nested more than 10"));
+    }
+}
