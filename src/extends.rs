@@ -14,7 +14,7 @@ pub const MAX_DEPTH: usize = 11;
 /// `is_job_key` says which top-level keys are jobs.
 pub fn resolve(config: &mut Mapping, is_job_key: impl Fn(&str) -> bool) -> Result<(), KeyError> {
     let original = config.clone();
-    let mut done: HashMap<String, Mapping> = HashMap::new();
+    let mut done: HashMap<String, (Mapping, usize)> = HashMap::new();
     for (k, v) in config.iter_mut() {
         let Some(name) = k.as_str() else { continue };
         if !is_job_key(name) {
@@ -23,7 +23,7 @@ pub fn resolve(config: &mut Mapping, is_job_key: impl Fn(&str) -> bool) -> Resul
         if let Value::Mapping(m) = v {
             if m.contains_key("extends") {
                 let mut chain = Vec::new();
-                *m = resolve_one(name, &original, &mut done, &mut chain)?;
+                *m = resolve_one(name, &original, &mut done, &mut chain)?.0;
             }
         }
     }
@@ -33,9 +33,9 @@ pub fn resolve(config: &mut Mapping, is_job_key: impl Fn(&str) -> bool) -> Resul
 fn resolve_one(
     name: &str,
     config: &Mapping,
-    done: &mut HashMap<String, Mapping>,
+    done: &mut HashMap<String, (Mapping, usize)>,
     chain: &mut Vec<String>,
-) -> Result<Mapping, KeyError> {
+) -> Result<(Mapping, usize), KeyError> {
     if let Some(m) = done.get(name) {
         return Ok(m.clone());
     }
@@ -101,16 +101,25 @@ fn resolve_one(
     };
     chain.push(name.to_owned());
     let mut acc = Mapping::new();
+    // height: how many extends levels sit below this job (memoised parents keep theirs)
+    let mut height = 0;
     for parent in &parents {
-        let resolved = resolve_one(parent, config, done, chain)?;
+        let (resolved, h) = resolve_one(parent, config, done, chain)?;
+        height = height.max(h + 1);
         deep_merge(&mut acc, resolved);
     }
     chain.pop();
+    if height > MAX_DEPTH {
+        return Err(KeyError::new(
+            &top,
+            format!("job \"{top}\": extends nesting is deeper than the {MAX_DEPTH} levels GitLab allows"),
+        ));
+    }
     let mut own = job.clone();
     own.remove("extends");
     deep_merge(&mut acc, own);
-    done.insert(name.to_owned(), acc.clone());
-    Ok(acc)
+    done.insert(name.to_owned(), (acc.clone(), height));
+    Ok((acc, height))
 }
 
 #[cfg(test)]
@@ -157,13 +166,16 @@ mod tests {
 
     #[test]
     fn depth_limit() {
-        let mut text = String::from(".j0: {script: x}\n");
-        for i in 1..=12 {
-            text.push_str(&format!(".j{i}: {{extends: .j{}}}\n", i - 1));
-        }
-        let ok = format!("{text}job: {{extends: .j10}}\n");
-        assert!(run(&ok).is_ok());
-        let deep = format!("{text}job: {{extends: .j12}}\n");
-        assert!(run(&deep).unwrap_err().message.contains("deeper than"));
+        let chain = |n: usize| {
+            let mut text = String::from(".j0: {script: x}\n");
+            for i in 1..=n {
+                text.push_str(&format!(".j{i}: {{extends: .j{}}}\n", i - 1));
+            }
+            format!("{text}job: {{extends: .j{n}}}\n")
+        };
+        // job -> .j10 -> ... -> .j0 is 11 levels: allowed
+        assert!(run(&chain(10)).is_ok());
+        let e = run(&chain(11)).unwrap_err();
+        assert!(e.message.contains("deeper than"), "{}", e.message);
     }
 }

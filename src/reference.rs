@@ -144,16 +144,16 @@ mod tests {
     fn missing_target_and_depth_limit() {
         let e = run("job: {script: !reference [.nope, script]}\n").unwrap_err();
         assert_eq!(e.message, "!reference [.nope,script] could not be found");
-        let mut text = String::from(".l0: {s: end}\n");
-        for i in 1..=11 {
-            text.push_str(&format!(".l{i}: {{s: !reference [.l{}, s]}}\n", i - 1));
-        }
-        let ok = format!("{text}job: {{s: !reference [.l9, s]}}\n");
-        assert_eq!(run(&ok).unwrap()["job"]["s"], Value::from("end"));
-        let deep = format!("{text}job: {{s: !reference [.l11, s]}}\n");
-        assert!(run(&deep)
-            .unwrap_err()
-            .message
-            .contains("nested more than 10"));
+        let chain = |n: usize| {
+            let mut text = String::from(".l0: {s: end}\n");
+            for i in 1..=n {
+                text.push_str(&format!(".l{i}: {{s: !reference [.l{}, s]}}\n", i - 1));
+            }
+            format!("{text}job: {{s: !reference [.l{n}, s]}}\n")
+        };
+        // job -> .l9 -> ... -> .l0: 10 references
+        assert_eq!(run(&chain(9)).unwrap()["job"]["s"], Value::from("end"));
+        let e = run(&chain(10)).unwrap_err();
+        assert!(e.message.contains("nested more than 10"), "{}", e.message);
     }
 }
