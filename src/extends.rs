@@ -116,7 +116,7 @@ fn resolve_one(
         ));
     }
     let mut own = job.clone();
-    own.remove("extends");
+    own.shift_remove("extends");
     deep_merge(&mut acc, own);
     done.insert(name.to_owned(), (acc.clone(), height));
     Ok((acc, height))

@@ -159,7 +159,7 @@ impl Ctx<'_> {
         self.stack.push(path.to_path_buf());
 
         let mut acc = Mapping::new();
-        if let Some(includes) = own.remove("include") {
+        if let Some(includes) = own.shift_remove("include") {
             let at = |msg: String| self.located(index, "include", msg);
             let entries = parse_entries(&includes).map_err(at)?;
             for entry in entries {

@@ -142,12 +142,12 @@ pub fn build(
             j.node_index = Some(inst.index);
             j.node_total = inst.total;
             let mut resolved = job.clone();
-            let mut vars = match resolved.remove("variables") {
+            let mut vars = match resolved.shift_remove("variables") {
                 Some(Value::Mapping(m)) => m,
                 _ => Mapping::new(),
             };
             for (k, v) in &inst.variables {
-                vars.remove(k.as_str());
+                vars.shift_remove(k.as_str());
                 vars.insert(Value::from(k.as_str()), Value::from(v.as_str()));
                 j.variables.push(Variable::new(k, v));
             }
@@ -238,8 +238,10 @@ pub fn variables(value: &Value) -> Result<Vec<Variable>, String> {
                 let mut var = Variable::new(&key, value);
                 match m.get("expand") {
                     None | Some(Value::Null) => {}
-                    Some(Value::Bool(b)) => var.expand = *b,
-                    Some(_) => return Err(format!("{key}: expand must be true or false")),
+                    Some(v) => {
+                        var.expand = as_bool(v)
+                            .ok_or_else(|| format!("{key}: expand must be true or false"))?
+                    }
                 }
                 var
             }
@@ -375,11 +377,25 @@ pub fn service(value: &Value) -> Result<Option<Service>, String> {
     }
 }
 
+/// A boolean, also in YAML 1.1 spelling (`yes`, `off`...), which GitLab's parser (Psych)
+/// reads as booleans.
+pub fn as_bool(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => match s.as_str() {
+            "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Some(true),
+            "false" | "False" | "FALSE" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn allow_failure(value: &Value) -> Result<AllowFailure, String> {
     let int = |v: &Value| v.as_i64().ok_or("exit_codes must be integers");
     match value {
-        Value::Bool(true) => Ok(AllowFailure::Yes),
-        Value::Bool(false) => Ok(AllowFailure::No),
+        v if as_bool(v) == Some(true) => Ok(AllowFailure::Yes),
+        v if as_bool(v) == Some(false) => Ok(AllowFailure::No),
         Value::Mapping(m) => match m.get("exit_codes") {
             Some(Value::Sequence(s)) => Ok(AllowFailure::ExitCodes(
                 s.iter().map(int).collect::<Result<_, _>>()?,
@@ -440,6 +456,10 @@ mod tests {
         );
         assert!(!j.variables[4].expand);
         assert_eq!(j.when, When::Manual);
+        assert_eq!(
+            job("script: [x]\nallow_failure: yes\n").unwrap()[0].allow_failure,
+            AllowFailure::Yes
+        );
         assert_eq!(j.allow_failure, AllowFailure::ExitCodes(vec![3]));
         assert_eq!(j.timeout, Some(std::time::Duration::from_secs(5400)));
         assert_eq!(j.stage, "build");

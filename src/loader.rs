@@ -1,6 +1,7 @@
 //! Resolving a `.gitlab-ci.yml` into runnable jobs the way GitLab does before a job reaches a runner.
 //!
-//! Order (as GitLab): includes merged -> `extends` -> `!reference` -> `default:`/globals with
+//! Order: includes merged -> `!reference` (targets that exist) -> `extends` -> `!reference`
+//! (the rest, see reference.rs) -> `default:`/globals with
 //! `inherit` -> per-job typing and `parallel` expansion -> pipeline order (stage, definition).
 //! Trigger jobs (`trigger:`) are not runnable and are left out of `Pipeline::jobs`.
 
@@ -84,7 +85,7 @@ pub fn resolve(file: &std::path::Path, merged: Merged) -> Result<Pipeline, Confi
             ));
         }
     }
-    let mut config = merged.config.clone();
+    let mut config = reference::resolve_found(&merged.config).map_err(at)?;
     extends::resolve(&mut config, is_job_key).map_err(at)?;
     let config = reference::resolve_all(&config).map_err(at)?;
 

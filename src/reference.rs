@@ -1,5 +1,8 @@
-//! `!reference [key, sub, ...]` resolution over the merged configuration (GitLab resolves
-//! these after `extends`). Nested arrays produced by a reference are left nested here; the
+//! `!reference [key, sub, ...]` resolution over the merged configuration.
+//!
+//! Runs twice: a lenient pass before `extends` (targets not found yet are left tagged, so
+//! a referenced mapping can still be deep-merged by `extends`, as gitlab-ci-local's
+//! `reference` cases expect) and a strict pass after it (targets produced by `extends`). Nested arrays produced by a reference are left nested here; the
 //! keywords that accept them (`script`, `rules`...) flatten them when the job is built.
 
 use crate::key_error::KeyError;
@@ -13,6 +16,15 @@ const MAX_STEPS: usize = 2_000_000;
 /// Resolve every `!reference` in the configuration; other custom tags are dropped
 /// (their value kept), as they have no meaning to GitLab.
 pub fn resolve_all(config: &Mapping) -> Result<Mapping, KeyError> {
+    resolve_with(config, false)
+}
+
+/// Like `resolve_all`, but references whose target does not exist (yet) are kept as-is.
+pub fn resolve_found(config: &Mapping) -> Result<Mapping, KeyError> {
+    resolve_with(config, true)
+}
+
+fn resolve_with(config: &Mapping, lenient: bool) -> Result<Mapping, KeyError> {
     let mut out = Mapping::new();
     let mut steps = 0;
     for (k, v) in config {
@@ -21,6 +33,7 @@ pub fn resolve_all(config: &Mapping) -> Result<Mapping, KeyError> {
             root: config,
             stack: Vec::new(),
             steps: &mut steps,
+            lenient,
         };
         let value = r
             .resolve(v, 0)
@@ -34,6 +47,7 @@ struct Resolver<'a> {
     root: &'a Mapping,
     stack: Vec<String>,
     steps: &'a mut usize,
+    lenient: bool,
 }
 
 impl Resolver<'_> {
@@ -43,7 +57,10 @@ impl Resolver<'_> {
             return Err("!reference expansion is too large".into());
         }
         if let Some(path) = yaml::as_reference(value) {
-            return self.follow(path, depth);
+            return match self.follow(path, depth)? {
+                Some(v) => Ok(v),
+                None => Ok(value.clone()),
+            };
         }
         Ok(match value {
             Value::Sequence(seq) => Value::Sequence(
@@ -63,7 +80,8 @@ impl Resolver<'_> {
         })
     }
 
-    fn follow(&mut self, path: &Value, depth: usize) -> Result<Value, String> {
+    /// `Ok(None)`: not found in lenient mode.
+    fn follow(&mut self, path: &Value, depth: usize) -> Result<Option<Value>, String> {
         let keys: Vec<String> = match path {
             Value::Sequence(s) if !s.is_empty() => s
                 .iter()
@@ -85,22 +103,24 @@ impl Resolver<'_> {
                 "!reference {shown}: references are nested more than {MAX_DEPTH} levels deep"
             ));
         }
-        let mut node: &Value = self
-            .root
-            .get(keys[0].as_str())
-            .ok_or_else(|| format!("!reference {shown} could not be found"))?;
+        let mut node: Option<&Value> = self.root.get(keys[0].as_str());
         for key in &keys[1..] {
-            let next = match node {
-                Value::Mapping(m) => m.get(key.as_str()),
-                Value::Sequence(s) => key.parse::<usize>().ok().and_then(|i| s.get(i)),
+            node = match node {
+                Some(Value::Mapping(m)) => m.get(key.as_str()),
+                Some(Value::Sequence(s)) => key.parse::<usize>().ok().and_then(|i| s.get(i)),
                 _ => None,
             };
-            node = next.ok_or_else(|| format!("!reference {shown} could not be found"))?;
         }
+        let Some(node) = node else {
+            if self.lenient {
+                return Ok(None);
+            }
+            return Err(format!("!reference {shown} could not be found"));
+        };
         self.stack.push(shown);
         let out = self.resolve(node, depth + 1);
         self.stack.pop();
-        out
+        out.map(Some)
     }
 }
 
@@ -126,6 +146,19 @@ mod tests {
         assert_eq!(job["script"], want);
         assert_eq!(job["image"], Value::from("x"));
         assert_eq!(job["first"], Value::from("one"));
+    }
+
+    #[test]
+    fn lenient_pass_keeps_unknown_targets() {
+        let out = resolve_found(
+            &serde_yaml::from_str(
+                ".a: {v: {A: 1}}\nj: {v: !reference [.a, v], w: !reference [.b, w]}",
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(out["j"]["v"]["A"], Value::from(1));
+        assert!(yaml::as_reference(&out["j"]["w"]).is_some());
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub struct CiDocument {
 pub fn parse_ci(text: &str, file: &Path) -> Result<CiDocument, ConfigError> {
     let mut docs = Vec::new();
     for de in serde_yaml::Deserializer::from_str(text) {
-        let value = Value::deserialize(de).map_err(|e| located(&e, file, text))?;
+        let value = Raw::deserialize(de).map_err(|e| located(&e, file, text))?;
         docs.push(merge_keys(value, 0).map_err(|m| ConfigError::new(m).in_file(file))?);
         if docs.len() > 2 {
             break;
@@ -50,57 +50,129 @@ pub fn parse_ci(text: &str, file: &Path) -> Result<CiDocument, ConfigError> {
     }
 }
 
-/// Expand `<<` merge keys: explicit keys win over merged ones, earlier merge sources win
-/// over later ones (YAML merge-key spec), merged keys take the position of `<<`.
-fn merge_keys(value: Value, depth: usize) -> Result<Value, String> {
+/// A parsed node that still holds duplicate keys and unexpanded `<<` entries, so that
+/// duplicates and merges can follow Ruby's Psych (what GitLab uses): entries apply in
+/// document order and later ones win (a `<<` overrides keys set before it).
+enum Raw {
+    Scalar(Value),
+    Seq(Vec<Raw>),
+    Map(Vec<(Raw, Raw)>),
+    Tagged(String, Box<Raw>),
+}
+
+impl<'de> Deserialize<'de> for Raw {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(RawVisitor)
+    }
+}
+
+struct RawVisitor;
+
+impl<'de> serde::de::Visitor<'de> for RawVisitor {
+    type Value = Raw;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Raw, E> {
+        Ok(Raw::Scalar(Value::Bool(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Raw, E> {
+        Ok(Raw::Scalar(Value::from(v)))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Raw, E> {
+        Ok(Raw::Scalar(Value::from(v)))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Raw, E> {
+        Ok(Raw::Scalar(Value::from(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Raw, E> {
+        Ok(Raw::Scalar(Value::String(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Raw, E> {
+        Ok(Raw::Scalar(Value::String(v)))
+    }
+    fn visit_unit<E>(self) -> Result<Raw, E> {
+        Ok(Raw::Scalar(Value::Null))
+    }
+    fn visit_none<E>(self) -> Result<Raw, E> {
+        Ok(Raw::Scalar(Value::Null))
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Raw, D::Error> {
+        Raw::deserialize(d)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Raw, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Raw::Seq(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
+        let mut out = Vec::new();
+        while let Some((k, v)) = map.next_entry()? {
+            out.push((k, v));
+        }
+        Ok(Raw::Map(out))
+    }
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<Raw, A::Error> {
+        use serde::de::VariantAccess;
+        let (tag, contents): (String, _) = data.variant()?;
+        let value: Raw = contents.newtype_variant()?;
+        Ok(Raw::Tagged(tag, Box::new(value)))
+    }
+}
+
+/// Build the final tree: duplicate keys keep the last value, `<<` merges apply in place.
+fn merge_keys(raw: Raw, depth: usize) -> Result<Value, String> {
     if depth > 256 {
         return Err("YAML nesting is too deep".into());
     }
-    match value {
-        Value::Mapping(map) => {
-            let explicit: Vec<Value> = map.keys().filter(|k| !is_merge_key(k)).cloned().collect();
-            let mut out = Mapping::new();
-            for (k, v) in map {
-                if is_merge_key(&k) {
-                    let sources = match merge_keys(v, depth + 1)? {
-                        Value::Mapping(m) => vec![m],
-                        Value::Sequence(seq) => {
-                            let mut maps = Vec::new();
-                            for item in seq {
-                                match item {
-                                    Value::Mapping(m) => maps.push(m),
-                                    Value::Null => {}
-                                    _ => return Err("merge key `<<` must refer to mappings".into()),
-                                }
-                            }
-                            maps
-                        }
-                        Value::Null => vec![],
-                        _ => return Err("merge key `<<` must refer to a mapping".into()),
-                    };
-                    for source in sources {
-                        for (mk, mv) in source {
-                            if !explicit.contains(&mk) && !out.contains_key(&mk) {
-                                out.insert(mk, mv);
-                            }
-                        }
-                    }
-                } else {
-                    out.insert(k, merge_keys(v, depth + 1)?);
-                }
-            }
-            Ok(Value::Mapping(out))
-        }
-        Value::Sequence(seq) => Ok(Value::Sequence(
-            seq.into_iter()
+    match raw {
+        Raw::Scalar(v) => Ok(v),
+        Raw::Seq(items) => Ok(Value::Sequence(
+            items
+                .into_iter()
                 .map(|v| merge_keys(v, depth + 1))
                 .collect::<Result<_, _>>()?,
         )),
-        Value::Tagged(mut tagged) => {
-            tagged.value = merge_keys(tagged.value, depth + 1)?;
-            Ok(Value::Tagged(tagged))
+        Raw::Tagged(tag, inner) => {
+            let value = merge_keys(*inner, depth + 1)?;
+            let tag = if tag.is_empty() { "!".to_owned() } else { tag };
+            Ok(Value::Tagged(Box::new(serde_yaml::value::TaggedValue {
+                tag: serde_yaml::value::Tag::new(tag),
+                value,
+            })))
         }
-        other => Ok(other),
+        Raw::Map(entries) => {
+            let mut out = Mapping::new();
+            for (k, v) in entries {
+                let k = merge_keys(k, depth + 1)?;
+                let v = merge_keys(v, depth + 1)?;
+                if !is_merge_key(&k) {
+                    out.insert(k, v);
+                    continue;
+                }
+                let source = match v {
+                    Value::Mapping(m) => m,
+                    // earlier sources in a list win over later ones (Psych reverse merge)
+                    Value::Sequence(seq) => {
+                        let mut acc = Mapping::new();
+                        for item in seq.into_iter().rev() {
+                            match item {
+                                Value::Mapping(m) => acc.extend(m),
+                                Value::Null => {}
+                                _ => return Err("merge key `<<` must refer to mappings".into()),
+                            }
+                        }
+                        acc
+                    }
+                    Value::Null => Mapping::new(),
+                    _ => return Err("merge key `<<` must refer to a mapping".into()),
+                };
+                out.extend(source);
+            }
+            Ok(Value::Mapping(out))
+        }
     }
 }
 
@@ -194,6 +266,22 @@ mod tests {
         assert_eq!(v["c"]["x"], Value::from(9));
         assert_eq!(v["c"]["y"], Value::from(1));
         assert_eq!(v["c"]["z"], Value::from(2));
+    }
+
+    #[test]
+    fn duplicates_later_wins_like_psych() {
+        // duplicate keys: the last one wins; a second `<<` merges too
+        let v = p("a: &a {x: 1}\nb: &b {y: 2}\nv: {K: 1}\nv: {K: 2}\nc:\n  <<: *a\n  <<: *b\n");
+        assert_eq!(v["v"]["K"], Value::from(2));
+        assert_eq!(v["c"]["x"], Value::from(1));
+        assert_eq!(v["c"]["y"], Value::from(2));
+    }
+
+    #[test]
+    fn reference_tag_is_kept() {
+        let v = p("j: {script: !reference [.a, script]}\n");
+        let path = as_reference(&v["j"]["script"]).expect("tagged");
+        assert_eq!(path[0], Value::from(".a"));
     }
 
     #[test]
