@@ -276,3 +276,273 @@ impl Inherit {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Job, When};
+    use std::path::{Path, PathBuf};
+
+    /// Write `files` into a fresh project and load `.gitlab-ci.yml`.
+    fn load_files(files: &[(&str, &str)]) -> Result<Pipeline, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        load(&ConfigLocation {
+            file: dir.path().join(".gitlab-ci.yml"),
+            project_root: dir.path().to_path_buf(),
+        })
+    }
+
+    fn load_text(text: &str) -> Result<Pipeline, ConfigError> {
+        load_files(&[(".gitlab-ci.yml", text)])
+    }
+
+    fn names(p: &Pipeline) -> Vec<&str> {
+        p.jobs.iter().map(|j| j.name.as_str()).collect()
+    }
+
+    fn var<'a>(job: &'a Job, key: &str) -> Option<&'a str> {
+        job.variables
+            .iter()
+            .rev()
+            .find(|v| v.key == key)
+            .map(|v| v.value.as_str())
+    }
+
+    #[test]
+    fn default_stages_and_pipeline_order() {
+        let p = load_text(
+            "deploy-job: {stage: deploy, script: x}\ntest-a: {script: x}\n.hidden: {script: x}\n\
+             build-job: {stage: build, script: x}\npre: {stage: .pre, script: x}\ntest-b: {script: x}\n\
+             pages: {script: x}\n",
+        )
+        .unwrap();
+        assert_eq!(p.stages, [".pre", "build", "test", "deploy", ".post"]);
+        assert_eq!(
+            names(&p),
+            [
+                "pre",
+                "build-job",
+                "test-a",
+                "test-b",
+                "pages",
+                "deploy-job"
+            ]
+        );
+    }
+
+    #[test]
+    fn declared_stages_are_framed_and_checked() {
+        let p = load_text("stages: [lint, [unit, e2e]]\nj: {stage: e2e, script: x}\n").unwrap();
+        assert_eq!(p.stages, [".pre", "lint", "unit", "e2e", ".post"]);
+        let e = load_text("stages: [build]\nj: {script: x}\n").unwrap_err();
+        assert_eq!(
+            e.message,
+            "job \"j\": chosen stage \"test\" does not exist; available stages are .pre, build, .post"
+        );
+        assert_eq!(e.line, Some(2));
+        let e = load_text("stages: build\nj: {script: x}\n").unwrap_err();
+        assert!(e.message.contains("stages: must be a list"), "{e}");
+    }
+
+    #[test]
+    fn errors_carry_file_and_line() {
+        let e = load_text("variables: {A: 1}\n\n# comment\ntest:\n  script: {a: b}\n").unwrap_err();
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with(
+                ".gitlab-ci.yml:4: job \"test\": script must be a string or a list of strings"
+            ),
+            "{shown}"
+        );
+        assert!(shown.contains(" 4 | test:"), "{shown}");
+        let e = load_text("j:\n  stage: test\n").unwrap_err();
+        assert_eq!(
+            e.to_string().lines().next(),
+            Some(".gitlab-ci.yml:1: job \"j\": script is required")
+        );
+        let e = load_text("j: just a string\n").unwrap_err();
+        assert!(e.message.contains("config must be a mapping"), "{e}");
+        let e = load_files(&[
+            (".gitlab-ci.yml", "include: ci/jobs.yml\n"),
+            (
+                "ci/jobs.yml",
+                "a: {script: x}\n\nb:\n  script: x\n  timeout: whenever\n",
+            ),
+        ])
+        .unwrap_err();
+        assert_eq!(e.file.as_deref(), Some(Path::new("ci/jobs.yml")));
+        assert_eq!(e.line, Some(3));
+    }
+
+    #[test]
+    fn job_locations_point_at_defining_file() {
+        let p = load_files(&[
+            (
+                ".gitlab-ci.yml",
+                "include: ci/jobs.yml\n\nmain-job:\n  script: x\n",
+            ),
+            ("ci/jobs.yml", "# jobs\nincluded-job:\n  script: x\n"),
+        ])
+        .unwrap();
+        let loc = |n: &str| p.job(n).unwrap().location.clone().unwrap();
+        assert_eq!(loc("main-job").file, PathBuf::from(".gitlab-ci.yml"));
+        assert_eq!(loc("main-job").line, 3);
+        assert_eq!(loc("included-job").file, PathBuf::from("ci/jobs.yml"));
+        assert_eq!(loc("included-job").line, 2);
+    }
+
+    #[test]
+    fn default_globals_and_inherit() {
+        let p = load_text(
+            "image: global-image\nbefore_script: [global-before]\n\
+             default:\n  image: default-image\n  after_script: [default-after]\n  timeout: 10m\n\
+             variables: {G1: one, G2: two}\n\
+             all: {script: x}\n\
+             own: {script: x, image: own-image, before_script: []}\n\
+             none: {script: x, inherit: {default: false, variables: false}}\n\
+             some: {script: x, inherit: {default: [before_script], variables: [G2]}}\n",
+        )
+        .unwrap();
+        let all = p.job("all").unwrap();
+        assert_eq!(all.image.as_ref().unwrap().name, "default-image");
+        assert_eq!(all.before_script, ["global-before"]);
+        assert_eq!(all.after_script, ["default-after"]);
+        assert_eq!(all.timeout, Some(std::time::Duration::from_secs(600)));
+        assert_eq!((var(all, "G1"), var(all, "G2")), (Some("one"), Some("two")));
+        assert_eq!(all.resolved["image"], Value::from("default-image"));
+        let own = p.job("own").unwrap();
+        assert_eq!(own.image.as_ref().unwrap().name, "own-image");
+        assert!(own.before_script.is_empty());
+        let none = p.job("none").unwrap();
+        assert!(none.image.is_none() && none.before_script.is_empty() && none.variables.is_empty());
+        let some = p.job("some").unwrap();
+        assert!(some.image.is_none());
+        assert_eq!(some.before_script, ["global-before"]);
+        assert_eq!((var(some, "G1"), var(some, "G2")), (None, Some("two")));
+    }
+
+    #[test]
+    fn variables_precedence_and_forms() {
+        let p = load_text(
+            "variables:\n  A: global\n  B: global\n  N: 1\n  D: {value: described, description: d}\n  E: null\n\
+             j:\n  script: x\n  variables: {B: job, F: false, R: {value: $A, expand: false}}\n",
+        )
+        .unwrap();
+        let j = p.job("j").unwrap();
+        assert_eq!(var(j, "A"), Some("global"));
+        assert_eq!(var(j, "B"), Some("job"));
+        assert_eq!(var(j, "N"), Some("1"));
+        assert_eq!(var(j, "D"), Some("described"));
+        assert_eq!(var(j, "E"), Some(""));
+        assert_eq!(var(j, "F"), Some("false"));
+        let r = j.variables.iter().find(|v| v.key == "R").unwrap();
+        assert!(!r.expand);
+        // globals come first, job variables later (later wins)
+        let keys: Vec<&str> = j.variables.iter().map(|v| v.key.as_str()).collect();
+        assert_eq!(keys, ["A", "B", "N", "D", "E", "B", "F", "R"]);
+    }
+
+    #[test]
+    fn extends_reference_and_default_together() {
+        let p = load_text(
+            "default: {before_script: [setup]}\n\
+             .base: {image: alpine, variables: {A: base}, script: [base]}\n\
+             .steps: {script: [one, two]}\n\
+             job:\n  extends: .base\n  variables: {B: job}\n  script:\n    - !reference [.steps, script]\n    - three\n",
+        )
+        .unwrap();
+        let j = p.job("job").unwrap();
+        assert_eq!(j.script, ["one", "two", "three"]);
+        assert_eq!(j.before_script, ["setup"]);
+        assert_eq!(j.image.as_ref().unwrap().name, "alpine");
+        assert_eq!((var(j, "A"), var(j, "B")), (Some("base"), Some("job")));
+        assert!(j.resolved.get("extends").is_none());
+        assert_eq!(p.jobs.len(), 1, "hidden jobs are not runnable");
+        let e = load_text("a: {extends: b, script: x}\nb: {extends: a, script: y}\n").unwrap_err();
+        assert_eq!(e.message, "job \"a\": extends cycle a -> b -> a");
+        assert_eq!(e.line, Some(1));
+    }
+
+    #[test]
+    fn parallel_and_matrix_through_loader() {
+        let p = load_text(
+            "variables: {G: g}\nbuild: {stage: build, script: x, parallel: 2}\n\
+             test: {script: x, variables: {RUBY: job}, parallel: {matrix: [{RUBY: ['2.2', '3.0']}]}}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            names(&p),
+            ["build 1/2", "build 2/2", "test: [2.2]", "test: [3.0]"]
+        );
+        let t = p.job("test: [3.0]").unwrap();
+        assert_eq!(t.base_name, "test");
+        assert_eq!((t.node_index, t.node_total), (Some(2), 2));
+        assert_eq!(var(t, "RUBY"), Some("3.0"));
+        assert_eq!(var(t, "G"), Some("g"));
+        assert_eq!(t.resolved["variables"]["RUBY"], Value::from("3.0"));
+    }
+
+    #[test]
+    fn trigger_jobs_are_left_out_and_when_never_rejected() {
+        let p = load_text("child: {trigger: {include: child.yml}}\nj: {script: x, when: manual}\n")
+            .unwrap();
+        assert_eq!(names(&p), ["j"]);
+        assert_eq!(p.jobs[0].when, When::Manual);
+        let e = load_text("j: {script: x, when: never}\n").unwrap_err();
+        assert!(e.message.contains("when:never"), "{e}");
+    }
+
+    #[test]
+    fn glob_includes() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/config/include-glob");
+        let p = load(&ConfigLocation {
+            file: root.join(".gitlab-ci.yml"),
+            project_root: root.clone(),
+        })
+        .unwrap();
+        // `/ci/*.yml`: ci/ itself only (not ci/sub/other.yml); `ci/**/*.gitlab-ci.yml`: subfolders only
+        assert_eq!(
+            names(&p),
+            ["top-a", "top-b", "root-level", "deep-job", "sub-job"]
+        );
+    }
+
+    #[test]
+    fn offline_include_is_one_clear_error() {
+        let e = load_text(
+            "include:\n  - project: group/proj\n    file: /ci.yml\n  - remote: https://x/y.yml\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "include of project \"group/proj: /ci.yml\" cannot be resolved offline \
+             (project includes are not supported yet)"
+        );
+        assert_eq!(e.line, Some(1));
+    }
+
+    #[test]
+    fn hostile_inputs_do_not_panic() {
+        for text in [
+            "",
+            "---\n",
+            "[1, 2]",
+            "? [a]\n: b\n",
+            "a: &a [*a]\n",
+            "j: {script: !reference [j]}\n",
+            "j: {script: x, parallel: -1}\n",
+            "j: {script: x, inherit: 3}\n",
+            "j: {script: x, services: [{alias: a}]}\n",
+            "include: {}\n",
+            "default: [a]\n",
+            "j: {script: !custom x}\n",
+        ] {
+            let _ = load_text(text);
+        }
+    }
+}
