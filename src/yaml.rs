@@ -313,6 +313,18 @@ mod tests {
     }
 
     #[test]
+    fn alias_bomb_is_refused_not_expanded() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let p = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        assert!(parse_ci(&text, Path::new("bomb.yml")).is_err());
+    }
+
+    #[test]
     fn key_line_scan() {
         let text = "variables:\n  a: 1\n\"quoted job\":\n  script: x\ntest: # c\n";
         assert_eq!(top_level_key_line(text, "quoted job"), Some(3));

@@ -40,6 +40,11 @@ fn real_world_projects_load_or_fail_only_on_offline_includes() {
         match load(&location(dir, ".gitlab-ci.yml")) {
             Ok(p) => {
                 loaded += 1;
+                println!(
+                    "  loaded: {}: {} jobs",
+                    dir.file_name().unwrap().to_string_lossy(),
+                    p.jobs.len()
+                );
                 assert!(p.stages.first().map(String::as_str) == Some(".pre"));
                 for job in &p.jobs {
                     assert!(!job.script.is_empty(), "{}: {}", dir.display(), job.name);
@@ -51,7 +56,14 @@ fn real_world_projects_load_or_fail_only_on_offline_includes() {
                     );
                 }
             }
-            Err(e) if is_offline_error(&e.message) => offline += 1,
+            Err(e) if is_offline_error(&e.message) => {
+                offline += 1;
+                println!(
+                    "  offline-only: {}: {}",
+                    dir.file_name().unwrap().to_string_lossy(),
+                    e.message
+                );
+            }
             Err(e) => failures.push(format!("{}: {e}", dir.display())),
         }
     }
