@@ -463,6 +463,14 @@ mod tests {
         assert_eq!((var(j, "A"), var(j, "B")), (Some("base"), Some("job")));
         assert!(j.resolved.get("extends").is_none());
         assert_eq!(p.jobs.len(), 1, "hidden jobs are not runnable");
+        // a reference to a job that extends sees the extended value
+        let p = load_text(
+            ".p: {variables: {A: 1}}\n.c: {extends: .p, variables: {B: 2}}\n\
+             j: {script: x, variables: !reference [.c, variables]}\n",
+        )
+        .unwrap();
+        let j = p.job("j").unwrap();
+        assert_eq!((var(j, "A"), var(j, "B")), (Some("1"), Some("2")));
         let e = load_text("a: {extends: b, script: x}\nb: {extends: a, script: y}\n").unwrap_err();
         assert_eq!(e.message, "job \"a\": extends cycle a -> b -> a");
         assert_eq!(e.line, Some(1));

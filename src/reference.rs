@@ -1,6 +1,7 @@
 //! `!reference [key, sub, ...]` resolution over the merged configuration.
 //!
-//! Runs twice: a lenient pass before `extends` (targets not found yet are left tagged, so
+//! Runs twice: a lenient pass before `extends` (targets not found yet, or in a job that
+//! still has `extends`, are left tagged, so
 //! a referenced mapping can still be deep-merged by `extends`, as gitlab-ci-local's
 //! `reference` cases expect) and a strict pass after it (targets produced by `extends`). Nested arrays produced by a reference are left nested here; the
 //! keywords that accept them (`script`, `rules`...) flatten them when the job is built.
@@ -104,6 +105,10 @@ impl Resolver<'_> {
             ));
         }
         let mut node: Option<&Value> = self.root.get(keys[0].as_str());
+        // a target that still has `extends` will change: resolve it after `extends`
+        if self.lenient && node.is_some_and(|n| n.get("extends").is_some()) {
+            return Ok(None);
+        }
         for key in &keys[1..] {
             node = match node {
                 Some(Value::Mapping(m)) => m.get(key.as_str()),
@@ -159,6 +164,17 @@ mod tests {
         .unwrap();
         assert_eq!(out["j"]["v"]["A"], Value::from(1));
         assert!(yaml::as_reference(&out["j"]["w"]).is_some());
+        let out = resolve_found(
+            &serde_yaml::from_str(
+                ".p: {v: {A: 1}}\n.c: {extends: .p, v: {B: 2}}\nj: {v: !reference [.c, v]}",
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert!(
+            yaml::as_reference(&out["j"]["v"]).is_some(),
+            "deferred until after extends"
+        );
     }
 
     #[test]
