@@ -40,7 +40,9 @@ pub fn render(plan: &RunPlan) -> String {
         removals.join(" ")
     ));
     if let Some(net) = &plan.network {
-        s.push_str(&format!("  docker network rm {net} >/dev/null 2>&1 || true\n"));
+        s.push_str(&format!(
+            "  docker network rm {net} >/dev/null 2>&1 || true\n"
+        ));
     }
     s.push_str(&format!(
         "  docker volume rm {} >/dev/null 2>&1 || true\n}}\n",
@@ -53,10 +55,15 @@ pub fn render(plan: &RunPlan) -> String {
 
     let labels = labels(&plan.labels);
     s.push_str("# The /builds volume, shared by the build container and every service.\n");
-    s.push_str(&format!("docker volume create {labels} {} >/dev/null\n", plan.volume));
+    s.push_str(&format!(
+        "docker volume create {labels} {} >/dev/null\n",
+        plan.volume
+    ));
     if let Some(net) = &plan.network {
         s.push_str("# FF_NETWORK_PER_BUILD: a bridge network for this job only.\n");
-        s.push_str(&format!("docker network create {labels} {net} >/dev/null\n"));
+        s.push_str(&format!(
+            "docker network create {labels} {net} >/dev/null\n"
+        ));
     }
     s.push('\n');
 
@@ -70,7 +77,11 @@ pub fn render(plan: &RunPlan) -> String {
         ));
         s.push_str(&format!("wait_for() {{ # container port...\n  local c=$1 ip; shift\n  ip=$(docker inspect -f '{{{{range .NetworkSettings.Networks}}}}{{{{.IPAddress}}}}{{{{end}}}}' \"$c\")\n  for _ in $(seq {}); do\n    for p in \"$@\"; do (exec 3<>\"/dev/tcp/$ip/$p\") 2>/dev/null && return 0; done\n    sleep 0.05\n  done\n  echo \"*** WARNING: Service $c probably didn't start properly.\" >&2; docker logs \"$c\" >&2 || true\n}}\n", timeout.as_secs() * 20));
         for svc in &plan.services {
-            s.push_str(&format!("wait_for {} {}\n", svc.container, probe_ports(svc)));
+            s.push_str(&format!(
+                "wait_for {} {}\n",
+                svc.container,
+                probe_ports(svc)
+            ));
         }
         s.push('\n');
     }
@@ -102,7 +113,12 @@ pub fn render(plan: &RunPlan) -> String {
             }
         }
     }
-    options(&mut create, plan.build.user.as_deref(), plan.build.platform.as_deref(), plan.build.privileged);
+    options(
+        &mut create,
+        plan.build.user.as_deref(),
+        plan.build.platform.as_deref(),
+        plan.build.privileged,
+    );
     if let Some(ep) = &plan.build.entrypoint {
         create.push(entrypoint_flag(ep));
     }
@@ -134,7 +150,12 @@ pub fn render(plan: &RunPlan) -> String {
         plan.build.container
     ));
 
-    let script_vars: Vec<_> = plan.variables.iter().filter(|v| !v.masked).cloned().collect();
+    let script_vars: Vec<_> = plan
+        .variables
+        .iter()
+        .filter(|v| !v.masked)
+        .cloned()
+        .collect();
     let step = crate::script::step_script(&script_vars, &plan.project_dir, &plan.step_commands);
     s.push_str("# step_script: before_script + script in one shell.\nstatus=success\n");
     s.push_str(&format!(
@@ -147,8 +168,7 @@ pub fn render(plan: &RunPlan) -> String {
         for status in ["success", "failed"] {
             let mut vars = script_vars.clone();
             vars.push(crate::model::Variable::new("CI_JOB_STATUS", status));
-            let after =
-                crate::script::after_script(&vars, &plan.project_dir, &plan.after_commands);
+            let after = crate::script::after_script(&vars, &plan.project_dir, &plan.after_commands);
             s.push_str(&format!(
                 "if [ \"$status\" = {status} ]; then\n  docker start -ai {} <<'CIJOB_AFTER_SCRIPT' || echo \"WARNING: after_script failed, but job will continue unaffected: exit code $?\" >&2\n{}\nCIJOB_AFTER_SCRIPT\nfi\n",
                 plan.build.container,
@@ -180,7 +200,12 @@ fn service(s: &mut String, plan: &RunPlan, svc: &ServicePlan, labels: &str, mask
             run.push(format!("--network-alias {}", shell_escape(a)));
         }
     }
-    options(&mut run, svc.user.as_deref(), svc.platform.as_deref(), svc.privileged);
+    options(
+        &mut run,
+        svc.user.as_deref(),
+        svc.platform.as_deref(),
+        svc.privileged,
+    );
     if let Some(ep) = &svc.entrypoint {
         run.push(entrypoint_flag(ep));
     }
@@ -199,10 +224,12 @@ fn service(s: &mut String, plan: &RunPlan, svc: &ServicePlan, labels: &str, mask
 fn probe_ports(svc: &ServicePlan) -> String {
     match &svc.healthcheck_port {
         Some(p) => shell_escape(p),
-        None => "$(docker inspect -f '{{range $p, $_ := .Config.ExposedPorts}}{{$p}} {{end}}' "
-            .to_string()
-            + &svc.container
-            + " | tr ' ' '\\n' | grep /tcp | cut -d/ -f1 | sort -n | head -20)",
+        None => {
+            "$(docker inspect -f '{{range $p, $_ := .Config.ExposedPorts}}{{$p}} {{end}}' "
+                .to_string()
+                + &svc.container
+                + " | tr ' ' '\\n' | grep /tcp | cut -d/ -f1 | sort -n | head -20)"
+        }
     }
 }
 

@@ -1,0 +1,374 @@
+//! The loader against real projects and gitlab-ci-local's cases (copied under fixtures/corpus).
+
+use std::path::{Path, PathBuf};
+
+use cijob::discover::{discover, ConfigLocation};
+use cijob::loader::load;
+use cijob::yaml::{self, Value};
+
+fn corpus(sub: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/corpus")
+        .join(sub)
+}
+
+/// The fixtures live inside this repository, so the git root would be ours: point the
+/// project root at the case folder itself, as if it were its own repository.
+fn location(dir: &Path, file: &str) -> ConfigLocation {
+    let mut loc = discover(dir, Some(Path::new(file)), None).expect("file exists");
+    loc.project_root = dir.to_path_buf();
+    loc
+}
+
+fn is_offline_error(message: &str) -> bool {
+    message.contains("cannot be resolved offline")
+}
+
+#[test]
+fn real_world_projects_load_or_fail_only_on_offline_includes() {
+    let mut loaded = 0;
+    let mut offline = 0;
+    let mut failures = Vec::new();
+    let mut dirs: Vec<_> = std::fs::read_dir(corpus("real-world"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    for dir in &dirs {
+        match load(&location(dir, ".gitlab-ci.yml")) {
+            Ok(p) => {
+                loaded += 1;
+                println!(
+                    "  loaded: {}: {} jobs",
+                    dir.file_name().unwrap().to_string_lossy(),
+                    p.jobs.len()
+                );
+                assert!(p.stages.first().map(String::as_str) == Some(".pre"));
+                for job in &p.jobs {
+                    assert!(!job.script.is_empty(), "{}: {}", dir.display(), job.name);
+                    assert!(
+                        job.location.is_some(),
+                        "{}: {} has no location",
+                        dir.display(),
+                        job.name
+                    );
+                }
+            }
+            Err(e) if is_offline_error(&e.message) => {
+                offline += 1;
+                println!(
+                    "  offline-only: {}: {}",
+                    dir.file_name().unwrap().to_string_lossy(),
+                    e.message
+                );
+            }
+            Err(e) => failures.push(format!("{}: {e}", dir.display())),
+        }
+    }
+    println!(
+        "real-world corpus: {loaded} loaded fully, {offline} failed only on non-local includes"
+    );
+    assert!(
+        failures.is_empty(),
+        "unexpected failures:\n{}",
+        failures.join("\n")
+    );
+    assert_eq!(loaded + offline, dirs.len());
+    assert!(loaded >= 15, "only {loaded} loaded");
+}
+
+/// Cases whose loader behaviour is a plain success.
+const LOADS: &[(&str, &str)] = &[
+    ("after-script", ".gitlab-ci.yml"),
+    ("duplicated-keys", ".gitlab-ci.yml"),
+    ("before-script", ".gitlab-ci.yml"),
+    ("before-script-default", ".gitlab-ci.yml"),
+    ("services", ".gitlab-ci.yml"),
+    ("services", ".gitlab-ci-2.yml"),
+    ("services", ".gitlab-ci-3.yml"),
+    ("image", ".gitlab-ci.yml"),
+    ("script-failures", ".gitlab-ci.yml"),
+    ("scripts-as-string", ".gitlab-ci.yml"),
+    ("script-multidimension", ".gitlab-ci-10-level-deep.yml"),
+    ("variable-expansion", ".gitlab-ci.yml"),
+    ("variable-escaping", ".gitlab-ci.yml"),
+    ("variables-null", ".gitlab-ci.yml"),
+    ("variable-order", ".gitlab-ci.yml"),
+    ("predefined-variables", ".gitlab-ci.yml"),
+    ("extends", ".gitlab-ci.yml"),
+    ("reference", ".gitlab-ci.yml"),
+    ("reference", ".gitlab-ci-complex.yml"),
+    ("reference", ".gitlab-ci-issue-899.yml"),
+    ("reference", ".gitlab-ci-issue-954.yml"),
+    ("reference", ".gitlab-ci-10-level-deep.yml"),
+    ("reference", ".gitlab-ci-1.yml"),
+    ("reference", ".gitlab-ci-2.yml"),
+    ("reference", ".gitlab-ci-3.yml"),
+    ("inherit", ".gitlab-ci-inherit-default.yml"),
+    ("inherit", ".gitlab-ci-inherit-variables.yml"),
+    ("include-local", ".gitlab-ci-short-list.yml"),
+    ("include-local", ".gitlab-ci-short-single.yml"),
+    ("include-local-wildcard", ".gitlab-ci.yml"),
+    ("include-local-wildcard", ".gitlab-ci-1.yml"),
+    ("include-local-wildcard", ".gitlab-ci-2.yml"),
+    ("include-local-wildcard", ".gitlab-ci-3.yml"),
+    ("include-nested", ".150-nested-include-gitlab-ci.yml"),
+    (
+        "include-nested",
+        ".150-complex-nested-include-gitlab-ci.yml",
+    ),
+    ("include-rules", ".gitlab-ci.yml"),
+    ("rules-exists", ".gitlab-ci.yml"),
+    ("parallel", ".gitlab-ci.yml"),
+    ("parallel-matrix", ".gitlab-ci.yml"),
+    ("parallel-matrix-environment", ".gitlab-ci.yml"),
+    ("needs-same-stage", ".gitlab-ci.yml"),
+    ("needs-optional", ".gitlab-ci.yml"),
+    ("needs-empty", ".gitlab-ci.yml"),
+    ("never", ".gitlab-ci.yml"),
+    ("manual", ".gitlab-ci.yml"),
+    ("environment", ".gitlab-ci.yml"),
+    ("trigger", ".gitlab-ci.yml"),
+    ("preview", ".gitlab-ci.yml"),
+    ("plain", ".gitlab-ci.yml"),
+    ("dind-tls", ".gitlab-ci.yml"),
+    ("dind-no-tls", ".gitlab-ci.yml"),
+    ("when-always", ".gitlab-ci.yml"),
+    ("when-on-failure", ".gitlab-ci.yml"),
+    ("workflow-rules-variables", ".gitlab-ci.yml"),
+    ("schema-validation", ".gitlab-ci-issue-1277.yml"),
+    (
+        "include-inputs/input-templates/basic-example",
+        ".gitlab-ci.yml",
+    ),
+    ("include-inputs/input-templates/default", ".gitlab-ci.yml"),
+    (
+        "include-inputs/input-templates/interpolation-key-hyphen",
+        ".gitlab-ci.yml",
+    ),
+    (
+        "include-inputs/input-templates/interpolation-repeat",
+        ".gitlab-ci.yml",
+    ),
+    (
+        "include-inputs/input-templates/types/array",
+        ".gitlab-ci.yml",
+    ),
+];
+
+/// Cases the loader must reject, with a fragment of our message.
+const REJECTS: &[(&str, &str, &str)] = &[
+    ("no-script", ".gitlab-ci.yml", "script is required"),
+    ("script-blank", ".gitlab-ci.yml", "script can't be blank"),
+    ("invalid-stages", ".gitlab-ci.yml", "stages: must be a list"),
+    (
+        "stage-not-found",
+        ".gitlab-ci.yml",
+        "chosen stage \"invalid\" does not exist",
+    ),
+    (
+        "reference-circular-chain",
+        ".gitlab-ci.yml",
+        "!reference circular chain detected [test-job,script]",
+    ),
+    ("include-invalid-local", ".gitlab-ci.yml", "cannot be found"),
+    (
+        "include-local",
+        ".gitlab-ci-invalid-config-directory-traversal.yml",
+        "directory traversal",
+    ),
+    (
+        "include-local",
+        ".gitlab-ci-invalid-config-relative-path.yml",
+        "cannot start with `./`",
+    ),
+    (
+        "include-nested",
+        ".151-nested-include-gitlab-ci.yml",
+        "too many includes",
+    ),
+    (
+        "include-nested",
+        ".151-complex-nested-include-gitlab-ci.yml",
+        "too many includes",
+    ),
+    (
+        "script-multidimension",
+        ".gitlab-ci-11-level-deep.yml",
+        "nested more than 10 levels",
+    ),
+    (
+        "reference",
+        ".gitlab-ci-11-level-deep.yml",
+        "nested more than 10 levels",
+    ),
+    ("rules-blank", ".gitlab-ci.yml", "rules can't be blank"),
+    (
+        "when",
+        ".gitlab-ci.yml",
+        "when:never can only be used in a rules section",
+    ),
+    ("include-remote", ".gitlab-ci.yml", "include of remote"),
+    ("include-template", ".gitlab-ci.yml", "include of template"),
+    (
+        "include-local",
+        ".gitlab-ci.yml",
+        "include of local-with-variable",
+    ),
+];
+
+#[test]
+fn gitlab_ci_local_cases_load() {
+    let root = corpus("gitlab-ci-local-cases");
+    let mut failures = Vec::new();
+    for (case, file) in LOADS {
+        if let Err(e) = load(&location(&root.join(case), file)) {
+            failures.push(format!("{case}/{file}: {e}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn gitlab_ci_local_error_cases_are_rejected_clearly() {
+    let root = corpus("gitlab-ci-local-cases");
+    for (case, file, want) in REJECTS {
+        match load(&location(&root.join(case), file)) {
+            Ok(_) => panic!("{case}/{file} loaded but must be rejected"),
+            Err(e) => {
+                assert!(e.message.contains(want), "{case}/{file}: {e}");
+                assert!(e.file.is_some(), "{case}/{file}: error has no file: {e}");
+            }
+        }
+    }
+}
+
+/// Compare our jobs' key fields with gitlab-ci-local's `--preview` output.
+#[test]
+fn expected_previews_match() {
+    let root = corpus("gitlab-ci-local-cases");
+    let cases: &[(&str, &str)] = &[
+        ("script-multidimension", ".gitlab-ci-10-level-deep.yml"),
+        ("reference", ".gitlab-ci.yml"),
+        ("reference", ".gitlab-ci-complex.yml"),
+        ("reference", ".gitlab-ci-issue-899.yml"),
+        ("reference", ".gitlab-ci-issue-954.yml"),
+        ("reference", ".gitlab-ci-10-level-deep.yml"),
+        ("reference", ".gitlab-ci-1.yml"),
+        ("reference", ".gitlab-ci-2.yml"),
+        ("reference", ".gitlab-ci-3.yml"),
+        ("inherit", ".gitlab-ci-inherit-default.yml"),
+        ("include-local-wildcard", ".gitlab-ci-1.yml"),
+        ("include-local-wildcard", ".gitlab-ci-2.yml"),
+        ("include-local-wildcard", ".gitlab-ci-3.yml"),
+        ("schema-validation", ".gitlab-ci-issue-1277.yml"),
+        ("preview", ".gitlab-ci.yml"),
+        (
+            "include-inputs/input-templates/basic-example",
+            ".gitlab-ci.yml",
+        ),
+        ("include-inputs/input-templates/default", ".gitlab-ci.yml"),
+        (
+            "include-inputs/input-templates/interpolation-key-hyphen",
+            ".gitlab-ci.yml",
+        ),
+        (
+            "include-inputs/input-templates/interpolation-repeat",
+            ".gitlab-ci.yml",
+        ),
+        (
+            "include-inputs/input-templates/types/array",
+            ".gitlab-ci.yml",
+        ),
+    ];
+    let mut compared = 0;
+    for (case, file) in cases {
+        let stem = file.trim_start_matches('.').trim_end_matches(".yml");
+        let expected_path = root
+            .join("_expected-preview")
+            .join(case)
+            .join(format!("{stem}.preview.yml"));
+        let text = std::fs::read_to_string(&expected_path)
+            .unwrap_or_else(|e| panic!("{}: {e}", expected_path.display()));
+        let expected = yaml::parse_ci(&text, &expected_path).unwrap().config;
+        let expected = expected.as_mapping().expect("preview is a mapping");
+        let pipeline = load(&location(&root.join(case), file))
+            .unwrap_or_else(|e| panic!("{case}/{file}: {e}"));
+        let want_stages: Vec<String> = expected["stages"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(pipeline.stages, want_stages, "{case}/{file}: stages");
+        let global_vars = expected.get("variables");
+        let mut job_names = Vec::new();
+        for (k, want) in expected {
+            let name = k.as_str().unwrap();
+            if ["stages", "variables"].contains(&name) {
+                continue;
+            }
+            job_names.push(name);
+            let job = pipeline
+                .job(name)
+                .unwrap_or_else(|| panic!("{case}/{file}: job {name} missing"));
+            let ctx = format!("{case}/{file}: {name}");
+            let lines = |key: &str| -> Vec<String> {
+                match want.get(key) {
+                    Some(v) => cijob::job_model::script_lines(v).unwrap(),
+                    None => vec![],
+                }
+            };
+            assert_eq!(job.script, lines("script"), "{ctx}: script");
+            assert_eq!(
+                job.before_script,
+                lines("before_script"),
+                "{ctx}: before_script"
+            );
+            assert_eq!(
+                job.after_script,
+                lines("after_script"),
+                "{ctx}: after_script"
+            );
+            let want_stage = want.get("stage").and_then(Value::as_str).unwrap_or("test");
+            assert_eq!(job.stage, want_stage, "{ctx}: stage");
+            let want_image = want.get("image").and_then(|i| match i {
+                Value::String(s) => Some(s.clone()),
+                other => other.get("name").and_then(Value::as_str).map(str::to_owned),
+            });
+            assert_eq!(
+                job.image.as_ref().map(|i| i.name.clone()),
+                want_image,
+                "{ctx}: image"
+            );
+            // every variable gitlab-ci-local shows has the same final value for the job:
+            // the job's own value, else the global one
+            let own = want.get("variables").and_then(Value::as_mapping);
+            let global = global_vars.and_then(Value::as_mapping);
+            for (is_global, vars) in [(true, global), (false, own)] {
+                for (vk, vv) in vars.into_iter().flatten() {
+                    let key = vk.as_str().unwrap();
+                    if is_global && own.is_some_and(|o| o.contains_key(key)) {
+                        continue;
+                    }
+                    let value = match vv {
+                        Value::Mapping(m) => yaml::scalar_string(&m["value"]).unwrap(),
+                        other => yaml::scalar_string(other).unwrap(),
+                    };
+                    let got = job.variables.iter().rev().find(|v| v.key == key);
+                    assert_eq!(
+                        got.map(|v| v.value.clone()),
+                        Some(value),
+                        "{ctx}: variable {key}"
+                    );
+                }
+            }
+        }
+        let ours: Vec<&str> = pipeline.jobs.iter().map(|j| j.name.as_str()).collect();
+        assert_eq!(ours, job_names, "{case}/{file}: jobs");
+        compared += 1;
+    }
+    assert_eq!(compared, cases.len());
+}
