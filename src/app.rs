@@ -54,6 +54,19 @@ fn load(cli: &Cli, cwd: &Path) -> Result<(ConfigLocation, Pipeline), Error> {
 }
 
 fn find_job<'a>(pipeline: &'a Pipeline, name: &str) -> Result<&'a Job, Error> {
+    let instances: Vec<&Job> = pipeline
+        .jobs
+        .iter()
+        .filter(|j| j.base_name == name && j.name != name)
+        .collect();
+    if pipeline.job(name).is_none() && !instances.is_empty() {
+        let list: Vec<String> = instances.iter().map(|j| format!("  {}", j.name)).collect();
+        return Err(Error::Usage(format!(
+            "\"{name}\" matches {} jobs; name one of them:\n{}",
+            instances.len(),
+            list.join("\n")
+        )));
+    }
     pipeline.job(name).ok_or_else(|| {
         let hint = match listing::suggest(pipeline, name) {
             Some(s) => format!("\nhint: did you mean \"{s}\"?"),
@@ -76,7 +89,12 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 
 fn run_job(cli: &Cli, args: &RunArgs, cwd: &Path, ui: &Ui, dry_run: bool) -> Result<(), Error> {
     let (location, pipeline) = load(cli, cwd)?;
-    let config = RunConfig::from_args(args, cwd)?;
+    // Relative paths on the command line (--var-file) are relative to -C like everything else.
+    let base = cli
+        .directory
+        .as_ref()
+        .map_or(cwd.to_path_buf(), |d| cwd.join(d));
+    let config = RunConfig::from_args(args, &base)?;
     let name = config
         .job
         .clone()

@@ -95,8 +95,17 @@ pub fn suggest<'a>(pipeline: &'a Pipeline, name: &str) -> Option<&'a str> {
     if let Some(n) = names().find(|n| n.to_lowercase().contains(&wanted)) {
         return Some(n);
     }
-    names()
-        .map(|n| (strsim::jaro_winkler(&wanted, &n.to_lowercase()), n))
+    // Compare with base names too, so `tets` finds the matrix job `test: [2.2]`.
+    pipeline
+        .jobs
+        .iter()
+        .flat_map(|j| {
+            [
+                (j.name.as_str(), j.name.as_str()),
+                (j.base_name.as_str(), j.name.as_str()),
+            ]
+        })
+        .map(|(cmp, n)| (strsim::jaro_winkler(&wanted, &cmp.to_lowercase()), n))
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, n)| n)

@@ -330,7 +330,13 @@ fn env_list(vars: &[Variable]) -> Vec<(String, String)> {
 
 /// `cijob-<job slug>-<run id>`: readable in `docker ps`, unique per run.
 pub fn container_prefix(job_name: &str, run_id: &str) -> String {
-    let mut slug = sanitize_name(&predefined::slugify(job_name));
+    let mut slug = String::new();
+    // Collapse the dashes slugify leaves for `: [` so names stay readable in `docker ps`.
+    for c in sanitize_name(&predefined::slugify(job_name)).chars() {
+        if !(c == '-' && slug.ends_with('-')) {
+            slug.push(c);
+        }
+    }
     slug.truncate(30);
     let slug = slug.trim_end_matches('-');
     if slug.is_empty() {

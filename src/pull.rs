@@ -98,7 +98,7 @@ async fn pull_with_progress(
         if event.layer.is_empty() || event.layer == "latest" {
             // Whole-image status lines ("Digest: ...", "Status: ...").
             if !event.status.is_empty() {
-                let _ = multi.suspend(|| ui.line(&event.status));
+                multi.suspend(|| ui.line(&event.status));
             }
             continue;
         }

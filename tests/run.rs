@@ -390,7 +390,13 @@ fn uncommitted_files_visible_and_working_tree_untouched() {
         .assert_out("ignored-not-copied")
         .assert_out("has-git")
         .assert_out("deleted");
-    let dir_name = p.path().file_name().unwrap().to_string_lossy().to_string();
+    let dir_name = p
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .trim_start_matches('.')
+        .to_string();
     assert!(r.stdout.contains(&format!("/{dir_name}\n")), "{}", r.stdout);
     assert_eq!(
         std::fs::read_to_string(p.path().join("tracked.txt")).unwrap(),
@@ -609,4 +615,20 @@ fn bash_images_get_bash_and_pipefail() {
     r.assert_code(1)
         .assert_out("is-bash")
         .assert_not("unreachable");
+}
+
+#[test]
+fn the_readme_demo_job_runs() {
+    require_docker();
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
+    let r = Run::from(
+        cijob()
+            .arg("-C")
+            .arg(&demo)
+            .args(["run", "test"])
+            .output()
+            .unwrap(),
+    );
+    r.assert_code(0)
+        .assert_out("Postgres says 'hello from the db service' - the service works!");
 }
