@@ -34,7 +34,7 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<(), Error> {
         }
         Command::Run(args) => run_job(&cli, args, &cwd, ui, args.dry_run),
         Command::Plan(args) => run_job(&cli, args, &cwd, ui, true),
-        Command::Clean => runtime()?.block_on(clean(ui)),
+        Command::Clean { job } => runtime()?.block_on(clean(ui, job.as_deref())),
     }
 }
 
@@ -146,9 +146,12 @@ fn no_job_message(pipeline: &Pipeline) -> String {
 }
 
 /// Remove what kept or crashed runs left behind, never what a live run is using.
-async fn clean(ui: &Ui) -> Result<(), Error> {
+async fn clean(ui: &Ui, job: Option<&str>) -> Result<(), Error> {
     let engine = Engine::connect().await?;
-    let managed = format!("{LABEL_MANAGED}=true");
+    let managed = match job {
+        Some(job) => format!("{}={job}", plan::LABEL_JOB),
+        None => format!("{LABEL_MANAGED}=true"),
+    };
     let mut runs = std::collections::BTreeSet::new();
     let mut removed = 0;
     for c in engine.containers_with(&managed).await? {

@@ -63,8 +63,11 @@ pub enum Command {
     #[command(after_help = "Examples:\n  cijob plan test > job.sh && sh job.sh")]
     Plan(RunArgs),
     /// Remove containers, networks and volumes left by kept or crashed runs
-    #[command(after_help = "Examples:\n  cijob clean")]
-    Clean,
+    #[command(after_help = "Examples:\n  cijob clean\n  cijob clean test")]
+    Clean {
+        /// Only what runs of this job left
+        job: Option<String>,
+    },
 }
 
 #[derive(Debug, Args, Clone)]

@@ -500,7 +500,7 @@ fn keep_leaves_containers_running_and_clean_removes_them() {
         "label=cijob.type=service",
     ]);
     assert!(!svc.stdout.trim().is_empty(), "service is not running");
-    common::cijob().arg("clean").output().unwrap();
+    common::cijob().args(["clean", &job]).output().unwrap();
     assert_no_leftovers_for_job(&job);
 }
 
@@ -631,4 +631,45 @@ fn the_readme_demo_job_runs() {
     );
     r.assert_code(0)
         .assert_out("Postgres says 'hello from the db service' - the service works!");
+}
+
+#[test]
+fn clean_removes_what_a_killed_run_left_but_not_a_live_run() {
+    require_docker();
+    let dead = unique("killed");
+    let live = unique("alive");
+    let p = Project::new(&format!(
+        "\"{dead}\":\n  image: cijob-test/busybox\n  services: [cijob-test/svc-tcp]\n  script: [\"echo started\", \"sleep 120\"]\n\
+         \"{live}\":\n  image: cijob-test/busybox\n  script: [\"echo started\", \"sleep 120\"]\n"
+    ));
+    let spawn = |job: &str| {
+        let mut child = p
+            .cijob(&["run", job])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let mut seen = String::new();
+        while !seen.contains("started") {
+            let mut buf = [0u8; 256];
+            let n = std::io::Read::read(&mut out, &mut buf).unwrap();
+            assert!(n > 0, "job ended early: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        (child, out)
+    };
+    let (mut killed, _out1) = spawn(&dead);
+    let (mut alive, _out2) = spawn(&live);
+    killed.kill().unwrap(); // SIGKILL: no chance to clean up
+    killed.wait().unwrap();
+    assert!(!leftovers(&format!("cijob.job={dead}")).is_empty());
+    common::cijob().args(["clean", &dead]).output().unwrap();
+    assert_no_leftovers_for_job(&dead);
+    // A live run's containers are never touched, even when asked for by name.
+    common::cijob().args(["clean", &live]).output().unwrap();
+    assert!(!leftovers(&format!("cijob.job={live}")).is_empty());
+    unsafe { libc::kill(alive.id() as i32, libc::SIGTERM) };
+    assert_eq!(alive.wait().unwrap().code(), Some(143));
+    assert_no_leftovers_for_job(&live);
 }
