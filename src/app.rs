@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::{Cli, Command, RunArgs};
-use crate::config::RunConfig;
+use crate::config::{DebugMode, RunConfig};
 use crate::discover::{self, ConfigLocation};
 use crate::docker::Engine;
 use crate::error::Error;
@@ -95,11 +95,34 @@ fn run_job(cli: &Cli, args: &RunArgs, cwd: &Path, ui: &Ui, dry_run: bool) -> Res
         .as_ref()
         .map_or(cwd.to_path_buf(), |d| cwd.join(d));
     let config = RunConfig::from_args(args, &base)?;
-    let name = config
-        .job
-        .clone()
-        .ok_or_else(|| Error::Usage(no_job_message(&pipeline)))?;
-    let job = find_job(&pipeline, &name)?;
+    if config.debug != DebugMode::Off && !dry_run && !interactive() {
+        return Err(Error::Usage(
+            "--debug and --step need a terminal (stdin and stderr must be a TTY)".to_string(),
+        ));
+    }
+    let job = match &config.job {
+        Some(name) => match find_job(&pipeline, name) {
+            Err(e) if interactive() && !dry_run => {
+                // An ambiguous or unknown name on a terminal: let the user pick, starting
+                // from what they typed.
+                let candidates: Vec<&Job> = pipeline
+                    .jobs
+                    .iter()
+                    .filter(|j| j.base_name == *name)
+                    .collect();
+                if candidates.is_empty() {
+                    return Err(e);
+                }
+                pick(&candidates, name)?
+            }
+            other => other?,
+        },
+        None if interactive() && !dry_run => {
+            let all: Vec<&Job> = pipeline.jobs.iter().collect();
+            pick(&all, "")?
+        }
+        None => return Err(Error::Usage(no_job_message(&pipeline))),
+    };
     let git = git::info(&location.project_root);
     let config_path = location
         .file
@@ -135,6 +158,41 @@ fn run_job(cli: &Cli, args: &RunArgs, cwd: &Path, ui: &Ui, dry_run: bool) -> Res
         let engine = Engine::connect().await?;
         run::execute(&engine, &plan, &project, &ui).await
     })
+}
+
+/// The fuzzy job picker: each job with its stage and image.
+fn pick<'a>(jobs: &[&'a Job], initial: &str) -> Result<&'a Job, Error> {
+    if jobs.is_empty() {
+        return Err(Error::Usage(
+            "the pipeline has no runnable jobs".to_string(),
+        ));
+    }
+    let width = jobs
+        .iter()
+        .map(|j| j.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    let items: Vec<String> = jobs
+        .iter()
+        .map(|j| {
+            let image = j.image.as_ref().map_or("-", |i| i.name.as_str());
+            format!("{:width$}  {}  {}", j.name, j.stage, image)
+        })
+        .collect();
+    let chosen = dialoguer::FuzzySelect::new()
+        .with_prompt("Job to run (type to filter, Enter to run, Esc to cancel)")
+        .items(&items)
+        .with_initial_text(initial)
+        .default(0)
+        .interact_on_opt(&console::Term::stderr())
+        .map_err(|e| Error::Usage(format!("job picker: {e}")))?;
+    chosen
+        .map(|i| jobs[i])
+        .ok_or_else(|| Error::Usage("no job chosen".to_string()))
+}
+
+fn interactive() -> bool {
+    console::Term::stderr().is_term() && console::user_attended()
 }
 
 fn no_job_message(pipeline: &Pipeline) -> String {

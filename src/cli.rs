@@ -110,6 +110,15 @@ pub struct RunArgs {
     /// Print the plan (the equivalent docker commands) instead of running
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Stop at a failing command with the job's containers up: open a shell where it failed,
+    /// retry it, continue, run after_script, or abort
+    #[arg(long, conflicts_with = "step")]
+    pub debug: bool,
+
+    /// Ask before each command: run, skip, shell, continue or abort (implies --debug)
+    #[arg(long)]
+    pub step: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

@@ -20,6 +20,18 @@ pub struct RunConfig {
     pub wait_for_services_timeout: Option<i64>,
     pub privileged: bool,
     pub dry_run: bool,
+    pub debug: DebugMode,
+}
+
+/// How the script runs: straight through like the runner, or paused for the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DebugMode {
+    #[default]
+    Off,
+    /// Stop at a failing command.
+    OnFailure,
+    /// Ask before every command.
+    Step,
 }
 
 impl RunConfig {
@@ -63,6 +75,13 @@ impl RunConfig {
             wait_for_services_timeout: args.wait_for_services_timeout,
             privileged: args.privileged,
             dry_run: args.dry_run,
+            debug: if args.step {
+                DebugMode::Step
+            } else if args.debug {
+                DebugMode::OnFailure
+            } else {
+                DebugMode::Off
+            },
         })
     }
 }

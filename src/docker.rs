@@ -432,6 +432,86 @@ impl Engine {
         }
     }
 
+    /// Start `cmd` inside a running container with its stdin/stdout/stderr attached.
+    /// `tty` gives it a pseudo-terminal (interactive shells).
+    pub async fn exec(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        tty: bool,
+        working_dir: Option<&str>,
+    ) -> Result<(String, Attached), Error> {
+        let config = bollard::models::ExecConfig {
+            cmd: Some(cmd),
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(tty),
+            working_dir: working_dir.map(str::to_owned),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_exec(id, config)
+            .await
+            .map_err(|e| docker_err("starting a process in the container", e))?;
+        let options = bollard::exec::StartExecOptions {
+            detach: false,
+            tty,
+            output_capacity: None,
+        };
+        match self
+            .docker
+            .start_exec(&created.id, Some(options))
+            .await
+            .map_err(|e| docker_err("starting a process in the container", e))?
+        {
+            bollard::exec::StartExecResults::Attached { output, input } => {
+                Ok((created.id, Attached { output, input }))
+            }
+            bollard::exec::StartExecResults::Detached => Err(Error::Docker(
+                "the daemon detached from the process".to_string(),
+            )),
+        }
+    }
+
+    /// The exit code of a finished exec (None while it runs).
+    pub async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, Error> {
+        let r = self
+            .docker
+            .inspect_exec(exec_id)
+            .await
+            .map_err(|e| docker_err("inspecting a process in the container", e))?;
+        Ok(if r.running == Some(true) {
+            None
+        } else {
+            r.exit_code
+        })
+    }
+
+    pub async fn resize_exec(&self, exec_id: &str, rows: u16, cols: u16) {
+        let options = bollard::query_parameters::ResizeExecOptions {
+            h: i32::from(rows),
+            w: i32::from(cols),
+        };
+        let _ = self.docker.resize_exec(exec_id, options).await;
+    }
+
+    /// Run a command to completion and return its stdout (for small reads like state files).
+    pub async fn exec_output(&self, id: &str, cmd: Vec<String>) -> Result<(i64, String), Error> {
+        let (exec_id, attached) = self.exec(id, cmd, false, None).await?;
+        drop(attached.input);
+        let mut out = Vec::new();
+        let mut stream = attached.output;
+        while let Some(Ok(chunk)) = stream.next().await {
+            if let LogOutput::StdOut { message } = chunk {
+                out.extend_from_slice(&message);
+            }
+        }
+        let code = self.exec_exit_code(&exec_id).await?.unwrap_or(-1);
+        Ok((code, String::from_utf8_lossy(&out).into_owned()))
+    }
+
     /// Containers carrying `label` (`key` or `key=value`), running or not.
     pub async fn containers_with(&self, label: &str) -> Result<Vec<Managed>, Error> {
         let options = ListContainersOptions {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::alias;
-use crate::config::RunConfig;
+use crate::config::{DebugMode, RunConfig};
 use crate::error::{ConfigError, Error};
 use crate::expand::{expand, expand_all, lookup};
 use crate::git::GitInfo;
@@ -54,6 +54,7 @@ pub struct RunPlan {
     /// `CI_DEBUG_SERVICES=true`: stream service logs live.
     pub debug_services: bool,
     pub keep: bool,
+    pub debug: DebugMode,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -104,6 +105,19 @@ impl RunPlan {
         let mut vars = self.variables.clone();
         vars.push(Variable::new("CI_JOB_STATUS", status));
         script::after_script(&vars, &self.project_dir, &self.after_commands)
+    }
+
+    /// Debug mode: the step script for `step_commands[start..end]`, saving the shell's
+    /// state on exit and (with `resume`) restoring it first.
+    pub fn debug_segment(&self, start: usize, end: usize, resume: bool) -> String {
+        script::debug_segment(
+            &self.variables,
+            &self.project_dir,
+            &self.step_commands,
+            start,
+            end,
+            resume,
+        )
     }
 
     pub fn network_per_build(&self) -> bool {
@@ -303,6 +317,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<RunPlan, Error> {
         allow_failure: job.allow_failure.clone(),
         debug_services,
         keep: cfg.keep,
+        debug: cfg.debug,
     })
 }
 

@@ -11,6 +11,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::archive;
+use crate::config::DebugMode;
+use crate::debug;
 use crate::docker::{ContainerSpec, Engine};
 use crate::error::Error;
 use crate::health;
@@ -27,9 +29,11 @@ pub struct ProjectSource {
 
 /// How the script stage ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StageEnd {
+pub(crate) enum StageEnd {
     Exited(i64),
     TimedOut,
+    /// Debug mode: the user aborted; no after_script.
+    Aborted(i64),
 }
 
 /// Run the plan and clean up after it (unless kept). The job's failure is an `Err` carrying
@@ -197,19 +201,27 @@ async fn job(
     engine.upload(&build, "/", tar).await?;
 
     ui.section("Executing \"step_script\" stage of the job script");
-    let step = run_stage(
-        engine,
-        &build,
-        plan.step_script(),
-        &plan.secrets,
-        plan.job_timeout,
-    )
-    .await?;
+    let step = if plan.debug == DebugMode::Off {
+        run_stage(
+            engine,
+            &build,
+            plan.step_script(),
+            &plan.secrets,
+            plan.job_timeout,
+        )
+        .await?
+    } else {
+        debug::step_stage(engine, plan, &build, ui).await?
+    };
     let status = match step {
         StageEnd::Exited(0) => "success",
-        StageEnd::Exited(_) => "failed",
+        StageEnd::Exited(_) | StageEnd::Aborted(_) => "failed",
         StageEnd::TimedOut => "timedout",
     };
+    if let StageEnd::Aborted(code) = step {
+        ui.error(&format!("Job aborted in debug mode (exit code {code})"));
+        return Err(Error::JobFailed(if code == 0 { 1 } else { code }));
+    }
     if !plan.after_commands.is_empty() {
         ui.section("Running after_script");
         match run_stage(
@@ -229,6 +241,7 @@ async fn job(
                 "after_script failed, but job will continue unaffected: execution took longer than {}",
                 go_duration(plan.after_script_timeout)
             )),
+            StageEnd::Aborted(_) => {}
         }
     }
     ui.section("Cleaning up project directory and file based variables");
@@ -256,11 +269,12 @@ async fn job(
             ));
             Err(Error::Timeout)
         }
+        StageEnd::Aborted(code) => Err(Error::JobFailed(code)),
     }
 }
 
 /// Attach, start, send the script on stdin and stream output until the container stops.
-async fn run_stage(
+pub(crate) async fn run_stage(
     engine: &Engine,
     id: &str,
     script: String,
@@ -296,7 +310,7 @@ async fn run_stage(
 }
 
 /// Copy the job's stdout and stderr to ours, apart, masking secrets.
-async fn pump_output<S>(mut output: S, secrets: Vec<String>)
+pub(crate) async fn pump_output<S>(mut output: S, secrets: Vec<String>)
 where
     S: futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Unpin,
 {

@@ -183,6 +183,58 @@ pub fn after_script(vars: &[Variable], project_dir: &str, commands: &[String]) -
     wrap(&b.0, debug_trace(vars))
 }
 
+/// Where debug mode keeps the shell state of a paused job (inside the `/builds` volume).
+pub fn debug_state_dir(project_dir: &str) -> String {
+    format!("{}/cijob-debug", temp_project_dir(project_dir))
+}
+
+/// A segment of the `step_script` stage for debug mode: the runner's script for
+/// `commands[start..end]`, plus a trap that saves the shell's state (exported variables,
+/// working directory, the command it stopped at and its exit status) whenever the shell
+/// exits, so that a later segment or an interactive shell can resume from exactly there.
+/// With `resume`, the saved state is restored after the usual prologue.
+pub fn debug_segment(
+    vars: &[Variable],
+    project_dir: &str,
+    commands: &[String],
+    start: usize,
+    end: usize,
+    resume: bool,
+) -> String {
+    let state = debug_state_dir(project_dir);
+    let q = double_quote(&state);
+    let mut b = prologue(vars, project_dir);
+    if resume {
+        b.line(&format!(". {q}/env 2>/dev/null || true"));
+        b.line(&format!("cd \"$(cat {q}/cwd)\""));
+    }
+    // `export -p` output is re-readable by the same shell; the step index says where it stopped.
+    b.line(&format!(
+        "__cijob_save() {{ __cijob_rc=$?; mkdir -p {q}; export -p > {q}/env; pwd > {q}/cwd; echo \"$__cijob_step $__cijob_rc\" > {q}/status; }}"
+    ));
+    b.line("trap __cijob_save EXIT");
+    let end = end.min(commands.len());
+    for (i, cmd) in commands.iter().enumerate().take(end).skip(start) {
+        b.line(&format!("__cijob_step={i}"));
+        commands_into(&mut b, std::slice::from_ref(cmd));
+    }
+    b.line(&format!("__cijob_step={end}"));
+    wrap(&b.0, debug_trace(vars))
+}
+
+/// A command that opens an interactive shell where a paused job stopped (or, without saved
+/// state, in the project directory), preferring bash like the runner's shell detection.
+pub fn resume_shell(project_dir: &str) -> String {
+    let q = double_quote(&debug_state_dir(project_dir));
+    format!(
+        "if [ -f {q}/env ]; then . {q}/env 2>/dev/null; cd \"$(cat {q}/cwd)\"; else cd {}; fi; \
+         for s in /usr/local/bin/bash /usr/bin/bash /bin/bash; do [ -x \"$s\" ] && exec \"$s\" -i; done; \
+         for s in /usr/local/bin/sh /usr/bin/sh /bin/sh /busybox/sh; do [ -x \"$s\" ] && exec \"$s\" -i; done; \
+         echo shell not found; exit 1",
+        shell_escape(project_dir)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,5 +464,72 @@ mod tests {
             !have_busybox || tested.contains(&"busybox sh".to_string()),
             "{tested:?}"
         );
+    }
+
+    fn run_in(shell: &[&str], script: &str) -> (i32, String) {
+        let mut child = Command::new(shell[0])
+            .args(&shell[1..])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    #[test]
+    fn debug_segments_save_and_resume_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path().join("proj");
+        std::fs::create_dir_all(project.join("sub")).unwrap();
+        let project = project.to_str().unwrap();
+        let cmds: Vec<String> = [
+            "export FOO=bar",
+            "cd sub",
+            "test -f fixed",
+            "echo \"after $FOO in $(basename $(pwd))\"",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let vars = vec![Variable::new("A", "1")];
+        let mut shells: Vec<Vec<&str>> = vec![vec!["bash"]];
+        if Command::new("busybox")
+            .arg("true")
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            shells.push(vec!["busybox", "sh"]);
+        }
+        for shell in shells {
+            let _ = std::fs::remove_dir_all(debug_state_dir(project));
+            let _ = std::fs::remove_file(format!("{project}/sub/fixed"));
+            let (code, _) = run_in(&shell, &debug_segment(&vars, project, &cmds, 0, 4, false));
+            assert_eq!(code, 1, "{shell:?}");
+            let state = debug_state_dir(project);
+            let status = std::fs::read_to_string(format!("{state}/status")).unwrap();
+            assert_eq!(status.trim(), "2 1", "{shell:?}");
+            assert!(std::fs::read_to_string(format!("{state}/cwd"))
+                .unwrap()
+                .trim()
+                .ends_with("/proj/sub"));
+            std::fs::write(format!("{project}/sub/fixed"), "").unwrap();
+            // Retry from the failed command, in the saved state.
+            let (code, out) = run_in(&shell, &debug_segment(&vars, project, &cmds, 2, 4, true));
+            assert_eq!(code, 0, "{shell:?}: {out}");
+            assert!(out.contains("after bar in sub"), "{shell:?}: {out}");
+            let status = std::fs::read_to_string(format!("{state}/status")).unwrap();
+            assert_eq!(status.trim(), "4 0", "{shell:?}");
+        }
     }
 }
