@@ -34,6 +34,7 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<(), Error> {
         }
         Command::Run(args) => run_job(&cli, args, &cwd, ui, args.dry_run),
         Command::Plan(args) => run_job(&cli, args, &cwd, ui, true),
+        Command::Shell { job } => runtime()?.block_on(shell(job.as_deref())),
         Command::Clean { job } => runtime()?.block_on(clean(ui, job.as_deref())),
     }
 }
@@ -201,6 +202,45 @@ fn no_job_message(pipeline: &Pipeline) -> String {
         msg.push_str(&format!("  {} ({})\n", job.name, job.stage));
     }
     msg.trim_end().to_string()
+}
+
+/// A shell in a kept build container, where the job left off.
+async fn shell(job: Option<&str>) -> Result<(), Error> {
+    if !interactive() {
+        return Err(Error::Usage("cijob shell needs a terminal".to_string()));
+    }
+    let engine = Engine::connect().await?;
+    let label = match job {
+        Some(job) => format!("{}={job}", plan::LABEL_JOB),
+        None => format!("{LABEL_MANAGED}=true"),
+    };
+    let build = engine
+        .containers_with(&label)
+        .await?
+        .into_iter()
+        .find(|c| c.running && c.labels.get(plan::LABEL_TYPE).map(String::as_str) == Some("build"))
+        .ok_or_else(|| {
+            Error::Usage(match job {
+                Some(job) => format!(
+                    "no kept run of job \"{job}\" is running: start one with `cijob run '{job}' --keep`"
+                ),
+                None => "no kept run is running: start one with `cijob run JOB --keep`".to_string(),
+            })
+        })?;
+    let state = engine.inspect(&build.id).await?;
+    let project_dir = state
+        .env
+        .iter()
+        .find_map(|kv| kv.strip_prefix("CI_PROJECT_DIR="))
+        .unwrap_or("/")
+        .to_string();
+    let cmd = vec![
+        "sh".to_string(),
+        "-c".to_string(),
+        crate::script::resume_shell(&project_dir),
+    ];
+    crate::terminal::interactive(&engine, &build.id, cmd).await?;
+    Ok(())
 }
 
 /// Remove what kept or crashed runs left behind, never what a live run is using.

@@ -62,6 +62,14 @@ pub enum Command {
     /// Print the plain docker commands equivalent to running the job
     #[command(after_help = "Examples:\n  cijob plan test > job.sh && sh job.sh")]
     Plan(RunArgs),
+    /// Open a shell in the build container of a run kept with --keep (or paused in --debug)
+    #[command(
+        after_help = "Examples:\n  cijob run test --keep && cijob shell test\n  cijob shell          # the most recent kept run"
+    )]
+    Shell {
+        /// The job whose kept run to enter (default: the most recent kept run)
+        job: Option<String>,
+    },
     /// Remove containers, networks and volumes left by kept or crashed runs
     #[command(after_help = "Examples:\n  cijob clean\n  cijob clean test")]
     Clean {

@@ -137,7 +137,7 @@ fn missing_config_is_a_clear_error() {
 
 #[test]
 fn every_command_has_help_with_examples() {
-    for cmd in ["list", "show", "run", "plan", "clean"] {
+    for cmd in ["list", "show", "run", "plan", "shell", "clean"] {
         let r = Run::from(cijob().args([cmd, "--help"]).output().unwrap());
         r.assert_code(0).assert_out("Examples:");
     }

@@ -673,3 +673,49 @@ fn clean_removes_what_a_killed_run_left_but_not_a_live_run() {
     assert_eq!(alive.wait().unwrap().code(), Some(143));
     assert_no_leftovers_for_job(&live);
 }
+
+#[test]
+fn plan_script_run_by_hand_gives_the_same_job_output() {
+    require_docker();
+    let job = unique("recipe");
+    let p = Project::new(&one_job(
+        &job,
+        r#"  image: cijob-test/busybox
+  variables: {GREETING: hi}
+  services:
+    - name: cijob-test/svc-tcp
+      alias: web
+  script:
+    - cat data.txt
+    - wget -qO- http://web:8080/ | cut -d' ' -f1
+    - echo "$CI_JOB_NAME $GREETING $(pwd)"
+    - exit 4
+  after_script:
+    - echo "after $CI_JOB_STATUS"
+"#,
+    ));
+    p.write("data.txt", "uncommitted data\n");
+    let ours = p.run(&["run", &job]);
+    ours.assert_code(4)
+        .assert_out("uncommitted data")
+        .assert_out("after failed");
+    let plan = p.run(&["plan", &job]);
+    plan.assert_code(0);
+    let script = p.path().join("plan.sh");
+    std::fs::write(&script, &plan.stdout).unwrap();
+    let by_hand = Run::from(
+        std::process::Command::new("bash")
+            .arg(&script)
+            .current_dir(p.path())
+            .output()
+            .unwrap(),
+    );
+    by_hand.assert_code(4);
+    // plan.sh itself is untracked, so the by-hand copy has one file more: irrelevant here.
+    assert_eq!(
+        ours.stdout, by_hand.stdout,
+        "stderr of the plan:\n{}",
+        by_hand.stderr
+    );
+    assert_no_leftovers_for_job(&job);
+}
