@@ -719,3 +719,34 @@ fn plan_script_run_by_hand_gives_the_same_job_output() {
     );
     assert_no_leftovers_for_job(&job);
 }
+
+#[test]
+fn variables_expand_in_image_service_names_and_aliases_not_in_commands() {
+    require_docker();
+    let job = unique("expand");
+    let p = Project::new(&format!(
+        r#"variables:
+  IMG: cijob-test/busybox
+  SVC: cijob-test/svc-tcp
+  NAME: backend
+  CI_DEBUG_SERVICES: "true"
+"{job}":
+  image: $IMG
+  services:
+    - name: ${{SVC}}:latest
+      alias: api-$NAME
+      command: ["$NAME"]
+  script:
+    - wget -qO- http://api-backend:8080/
+    - echo "image=$CI_JOB_IMAGE"
+    - sleep 1
+"#
+    ));
+    // The runner passes `command` verbatim: the service sees the literal `$NAME`.
+    p.run(&["run", &job])
+        .assert_code(0)
+        .assert_out("hello from")
+        .assert_out("image=cijob-test/busybox")
+        .assert_err("Starting service cijob-test/svc-tcp:latest...")
+        .assert_err("svc-tcp: args(1): $NAME");
+}
