@@ -35,6 +35,10 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<(), Error> {
         Command::Run(args) => run_job(&cli, args, &cwd, ui, args.dry_run),
         Command::Plan(args) => run_job(&cli, args, &cwd, ui, true),
         Command::Clean => runtime()?.block_on(clean(ui)),
+        Command::Completions { shell } => {
+            print(&crate::complete::registration(*shell));
+            Ok(())
+        }
     }
 }
 

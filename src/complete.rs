@@ -1,0 +1,265 @@
+//! Shell completions: the registration scripts (`cijob completions <shell>`) and the dynamic
+//! job-name completer the scripts call back into (`CIJOB_COMPLETE=<shell> cijob -- ...`).
+//!
+//! Completion must stay quiet and cheap: it only reads local files, never talks to Docker,
+//! and any error (bad YAML, missing directory...) yields no candidates rather than a message.
+
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use clap::{CommandFactory, ValueEnum};
+use clap_complete::engine::CompletionCandidate;
+use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
+use clap_complete::CompleteEnv;
+
+use crate::cli::Cli;
+
+/// The environment variable the registration scripts set when they call back into cijob.
+pub const VAR: &str = "CIJOB_COMPLETE";
+
+/// The shell asking for candidates (clap_complete removes `VAR` before our completer runs).
+static SHELL: OnceLock<String> = OnceLock::new();
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
+}
+
+impl Shell {
+    fn adapter(self) -> &'static dyn EnvCompleter {
+        match self {
+            Shell::Bash => &Bash,
+            Shell::Zsh => &Zsh,
+            Shell::Fish => &Fish,
+            Shell::Elvish => &Elvish,
+            Shell::Powershell => &Powershell,
+        }
+    }
+
+    /// Where the generated script is committed (conventional names for each shell).
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Shell::Bash => "cijob.bash",
+            Shell::Zsh => "_cijob",
+            Shell::Fish => "cijob.fish",
+            Shell::Elvish => "cijob.elv",
+            Shell::Powershell => "_cijob.ps1",
+        }
+    }
+}
+
+/// The registration script for `shell`. It calls `cijob` through `PATH` (not this binary's
+/// own path), so the output is the same on every machine and can be committed.
+pub fn registration(shell: Shell) -> String {
+    let mut buf = Vec::new();
+    shell
+        .adapter()
+        .write_registration(VAR, "cijob", "cijob", "cijob", &mut buf)
+        .expect("writing to a Vec cannot fail");
+    String::from_utf8(buf).expect("the scripts are UTF-8")
+}
+
+/// Answer a completion request if `CIJOB_COMPLETE` is set, then exit; otherwise return.
+/// Must run before anything is printed and before the real parse (which would reject the
+/// partial command line).
+pub fn handle_env() {
+    let Some(shell) = std::env::var_os(VAR) else {
+        return;
+    };
+    let _ = SHELL.set(shell.to_string_lossy().into_owned());
+    let cwd = std::env::current_dir().ok();
+    match CompleteEnv::with_factory(Cli::command)
+        .var(VAR)
+        .try_complete(std::env::args_os(), cwd.as_deref())
+    {
+        Ok(true) => std::process::exit(0),
+        Ok(false) => {}
+        // Never show an error in the middle of someone's command line.
+        Err(_) => std::process::exit(0),
+    }
+}
+
+/// Completer for a job-name argument (`run`, `show`, `plan`, ...): the jobs of the pipeline
+/// the command line would load, with their stage as the description.
+pub fn job_names(current: &OsStr) -> Vec<CompletionCandidate> {
+    let shell = SHELL.get().map(String::as_str).unwrap_or("");
+    let raw = current.to_string_lossy();
+    let prefix = if quoted_by_shell(shell) {
+        dequote(&raw)
+    } else {
+        raw.to_string()
+    };
+    let Some(jobs) = pipeline_jobs(shell) else {
+        return Vec::new();
+    };
+    // bash inserts candidates verbatim, so they must already be valid shell words, unless the
+    // user opened a quote (then readline hands us the text after it: unescaped blanks show it).
+    let escape = shell == "bash" && !has_unescaped_break(&raw);
+    jobs.into_iter()
+        .filter(|(name, _)| name.starts_with(&prefix))
+        .map(|(name, stage)| {
+            let value = if escape { bash_escape(&name) } else { name };
+            CompletionCandidate::new(value).help(Some(stage.into()))
+        })
+        .collect()
+}
+
+/// `(name, stage)` of every runnable job, or `None` when the pipeline cannot be loaded.
+fn pipeline_jobs(shell: &str) -> Option<Vec<(String, String)>> {
+    let (file, directory) = file_and_directory(shell);
+    let cwd = std::env::current_dir().ok()?;
+    let location = crate::discover::discover(&cwd, file.as_deref(), directory.as_deref()).ok()?;
+    let pipeline = crate::loader::load(&location).ok()?;
+    Some(
+        pipeline
+            .jobs
+            .into_iter()
+            .map(|j| (j.name, j.stage))
+            .collect(),
+    )
+}
+
+/// `-f` and `-C` from the command line being completed, wherever they appear.
+fn file_and_directory(shell: &str) -> (Option<PathBuf>, Option<PathBuf>) {
+    // The process was started as `cijob -- cijob <words...>`: keep what follows `--`.
+    let args: Vec<OsString> = std::env::args_os()
+        .skip_while(|a| a != "--")
+        .skip(1)
+        .map(|a| {
+            if quoted_by_shell(shell) {
+                OsString::from(dequote(&a.to_string_lossy()))
+            } else {
+                a
+            }
+        })
+        .collect();
+    let Ok(matches) = Cli::command()
+        .ignore_errors(true)
+        .try_get_matches_from(args)
+    else {
+        return (None, None);
+    };
+    // Global args are propagated to the subcommand's matches; look at both levels.
+    let get = |id: &str| {
+        matches.get_one::<PathBuf>(id).cloned().or_else(|| {
+            matches
+                .subcommand()
+                .and_then(|(_, sub)| sub.try_get_one::<PathBuf>(id).ok().flatten().cloned())
+        })
+    };
+    (get("file"), get("directory"))
+}
+
+/// Shells whose callbacks pass words as typed, quotes and backslashes included.
+fn quoted_by_shell(shell: &str) -> bool {
+    matches!(shell, "bash" | "zsh" | "fish")
+}
+
+/// Remove POSIX-style quoting from a word as typed: `\x`, `'...'`, `"..."`; an unterminated
+/// quote (the user is still typing) runs to the end of the word.
+pub fn dequote(word: &str) -> String {
+    let mut out = String::with_capacity(word.len());
+    let mut chars = word.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            '\'' => {
+                for c in chars.by_ref() {
+                    if c == '\'' {
+                        break;
+                    }
+                    out.push(c);
+                }
+            }
+            '"' => {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => out.extend(chars.next()),
+                        c => out.push(c),
+                    }
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Backslash-escape everything bash would otherwise split on or expand (like `printf %q`),
+/// so `test: [2.2]` is inserted as `test\:\ \[2.2\]`. `:` is escaped because it is in bash's
+/// default COMP_WORDBREAKS.
+pub fn bash_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 2);
+    for c in s.chars() {
+        if !(c.is_alphanumeric() || matches!(c, '/' | '_' | '-' | '.' | ',' | '+' | '@' | '%')) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Whether the raw word has a blank or `:` that no backslash protects: readline never
+/// produces that for an unquoted word, so the user is inside an opened quote.
+fn has_unescaped_break(raw: &str) -> bool {
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            ' ' | '\t' | ':' => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dequote_handles_backslashes_and_quotes() {
+        assert_eq!(dequote(r"test\:\ \[2"), "test: [2");
+        assert_eq!(dequote("'test: [2"), "test: [2");
+        assert_eq!(dequote(r#""build 1/3""#), "build 1/3");
+        assert_eq!(dequote(r#"a"b\"c"d"#), "ab\"cd");
+        assert_eq!(dequote("plain"), "plain");
+    }
+
+    #[test]
+    fn bash_escape_round_trips_through_dequote() {
+        for name in [
+            "test: [2.2]",
+            "deploy: [aws, monitoring]",
+            "build 1/3",
+            "a'b\"c$d",
+        ] {
+            assert_eq!(dequote(&bash_escape(name)), name);
+        }
+        assert_eq!(bash_escape("test: [2.2]"), r"test\:\ \[2.2\]");
+    }
+
+    #[test]
+    fn unescaped_break_means_inside_a_quote() {
+        assert!(has_unescaped_break("test: [2"));
+        assert!(!has_unescaped_break(r"test\:\ \[2"));
+        assert!(!has_unescaped_break("te"));
+    }
+
+    #[test]
+    fn registration_is_deterministic_and_calls_cijob_by_name() {
+        for shell in Shell::value_variants() {
+            let script = registration(*shell);
+            assert!(script.contains(VAR), "{shell:?}: {script}");
+            assert!(!script.contains(env!("CARGO_MANIFEST_DIR")), "{shell:?}");
+        }
+    }
+}
