@@ -17,6 +17,7 @@ _clap_complete_cijob() {
         _CLAP_COMPLETE_INDEX="$_CLAP_COMPLETE_INDEX" \
         _CLAP_COMPLETE_COMP_TYPE="$_CLAP_COMPLETE_COMP_TYPE" \
         _CLAP_COMPLETE_SPACE="$_CLAP_COMPLETE_SPACE" \
+        CIJOB_COMPLETE_RAW_WORD="${COMP_WORDS[COMP_CWORD]}" \
         CIJOB_COMPLETE="bash" \
         "cijob" -- "${words[@]}" \
     ) )

@@ -56,12 +56,31 @@ impl Shell {
 /// The registration script for `shell`. It calls `cijob` through `PATH` (not this binary's
 /// own path), so the output is the same on every machine and can be committed.
 pub fn registration(shell: Shell) -> String {
+    registration_calling(shell, "cijob")
+}
+
+/// Passed by the bash script: the current word as typed. bash hands the function (and so
+/// cijob) only the text after an opened quote, and the reply must not be escaped then.
+const RAW_WORD_VAR: &str = "CIJOB_COMPLETE_RAW_WORD";
+const BASH_ANCHOR: &str = "        _CLAP_COMPLETE_SPACE=\"$_CLAP_COMPLETE_SPACE\" \\\n";
+
+fn registration_calling(shell: Shell, completer: &str) -> String {
     let mut buf = Vec::new();
     shell
         .adapter()
-        .write_registration(VAR, "cijob", "cijob", "cijob", &mut buf)
+        .write_registration(VAR, "cijob", "cijob", completer, &mut buf)
         .expect("writing to a Vec cannot fail");
-    String::from_utf8(buf).expect("the scripts are UTF-8")
+    let script = String::from_utf8(buf).expect("the scripts are UTF-8");
+    if shell == Shell::Bash {
+        // A clap_complete upgrade that moves the anchor is caught by the tests.
+        script.replacen(
+            BASH_ANCHOR,
+            &format!("{BASH_ANCHOR}        {RAW_WORD_VAR}=\"${{COMP_WORDS[COMP_CWORD]}}\" \\\n"),
+            1,
+        )
+    } else {
+        script
+    }
 }
 
 /// Answer a completion request if `CIJOB_COMPLETE` is set, then exit; otherwise return.
@@ -73,6 +92,25 @@ pub fn handle_env() {
     };
     let _ = SHELL.set(shell.to_string_lossy().into_owned());
     let cwd = std::env::current_dir().ok();
+    // `CIJOB_COMPLETE=bash cijob` (no words) asks for the script: print ours (bash is patched
+    // above), calling this binary the way clap_complete would.
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_default();
+    if args.next().is_none() {
+        if let Some(shell) = shell.to_str().and_then(|s| Shell::from_str(s, true).ok()) {
+            let mut completer = PathBuf::from(&argv0);
+            if completer.components().count() > 1 {
+                if let Some(cwd) = &cwd {
+                    completer = cwd.join(completer);
+                }
+            }
+            print!(
+                "{}",
+                registration_calling(shell, &completer.to_string_lossy())
+            );
+            std::process::exit(0);
+        }
+    }
     match CompleteEnv::with_factory(Cli::command)
         .var(VAR)
         .try_complete(std::env::args_os(), cwd.as_deref())
@@ -98,8 +136,13 @@ pub fn job_names(current: &OsStr) -> Vec<CompletionCandidate> {
         return Vec::new();
     };
     // bash inserts candidates verbatim, so they must already be valid shell words, unless the
-    // user opened a quote (then readline hands us the text after it: unescaped blanks show it).
-    let escape = shell == "bash" && !has_unescaped_break(&raw);
+    // user opened a quote (readline then hands us only the text after it, and closes it).
+    let escape = shell == "bash"
+        && match std::env::var(RAW_WORD_VAR) {
+            Ok(typed) => !in_open_quote(&typed),
+            // An older script without the raw word: unescaped blanks betray an open quote.
+            Err(_) => !has_unescaped_break(&raw),
+        };
     jobs.into_iter()
         .filter(|(name, _)| name.starts_with(&prefix))
         .map(|(name, stage)| {
@@ -205,6 +248,23 @@ pub fn bash_escape(s: &str) -> String {
     out
 }
 
+/// Whether the word as typed ends inside a quote the user has not closed yet.
+fn in_open_quote(typed: &str) -> bool {
+    let mut quote = None;
+    let mut chars = typed.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (None | Some('"'), '\\') => {
+                chars.next();
+            }
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            _ => {}
+        }
+    }
+    quote.is_some()
+}
+
 /// Whether the raw word has a blank or `:` that no backslash protects: readline never
 /// produces that for an unquoted word, so the user is inside an opened quote.
 fn has_unescaped_break(raw: &str) -> bool {
@@ -245,6 +305,26 @@ mod tests {
             assert_eq!(dequote(&bash_escape(name)), name);
         }
         assert_eq!(bash_escape("test: [2.2]"), r"test\:\ \[2.2\]");
+    }
+
+    #[test]
+    fn open_quotes() {
+        assert!(in_open_quote("'te"));
+        assert!(in_open_quote("\"test: [2"));
+        assert!(in_open_quote("x'te"));
+        assert!(!in_open_quote("'test: [2.2]'"));
+        assert!(!in_open_quote(r"test\:\ \[2"));
+        assert!(!in_open_quote(r"it\'s"));
+        assert!(in_open_quote(r#""a\"b"#));
+    }
+
+    #[test]
+    fn bash_script_passes_the_raw_word() {
+        let script = registration(Shell::Bash);
+        assert!(
+            script.contains(&format!("{RAW_WORD_VAR}=\"${{COMP_WORDS[COMP_CWORD]}}\"")),
+            "{script}"
+        );
     }
 
     #[test]
