@@ -18,6 +18,7 @@ _clap_complete_cijob() {
         _CLAP_COMPLETE_COMP_TYPE="$_CLAP_COMPLETE_COMP_TYPE" \
         _CLAP_COMPLETE_SPACE="$_CLAP_COMPLETE_SPACE" \
         CIJOB_COMPLETE_RAW_WORD="${COMP_WORDS[COMP_CWORD]}" \
+        CIJOB_COMPLETE_LINE="${COMP_LINE:0:COMP_POINT}" \
         CIJOB_COMPLETE="bash" \
         "cijob" -- "${words[@]}" \
     ) )

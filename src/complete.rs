@@ -20,6 +20,11 @@ pub const VAR: &str = "CIJOB_COMPLETE";
 
 /// The shell asking for candidates (clap_complete removes `VAR` before our completer runs).
 static SHELL: OnceLock<String> = OnceLock::new();
+/// The words being completed (after `--`), as given or as re-split by `bash_colon_words`.
+static WORDS: OnceLock<Vec<OsString>> = OnceLock::new();
+/// bash only: the text of the current word before its last `:`, which readline keeps (it
+/// replaces only what follows), so replies must leave it out. Dequoted.
+static BASH_CUT: OnceLock<String> = OnceLock::new();
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum Shell {
@@ -62,6 +67,9 @@ pub fn registration(shell: Shell) -> String {
 /// Passed by the bash script: the current word as typed. bash hands the function (and so
 /// cijob) only the text after an opened quote, and the reply must not be escaped then.
 const RAW_WORD_VAR: &str = "CIJOB_COMPLETE_RAW_WORD";
+/// Passed by the bash script: the command line up to the cursor, to undo bash's splitting of
+/// words at `:` (COMP_WORDBREAKS), which turns `run test:` into the words `run test ""`.
+const LINE_VAR: &str = "CIJOB_COMPLETE_LINE";
 const BASH_ANCHOR: &str = "        _CLAP_COMPLETE_SPACE=\"$_CLAP_COMPLETE_SPACE\" \\\n";
 
 fn registration_calling(shell: Shell, completer: &str) -> String {
@@ -75,7 +83,10 @@ fn registration_calling(shell: Shell, completer: &str) -> String {
         // A clap_complete upgrade that moves the anchor is caught by the tests.
         script.replacen(
             BASH_ANCHOR,
-            &format!("{BASH_ANCHOR}        {RAW_WORD_VAR}=\"${{COMP_WORDS[COMP_CWORD]}}\" \\\n"),
+            &format!(
+                "{BASH_ANCHOR}        {RAW_WORD_VAR}=\"${{COMP_WORDS[COMP_CWORD]}}\" \\\n        \
+                 {LINE_VAR}=\"${{COMP_LINE:0:COMP_POINT}}\" \\\n"
+            ),
             1,
         )
     } else {
@@ -111,9 +122,21 @@ pub fn handle_env() {
             std::process::exit(0);
         }
     }
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    if shell == "bash" {
+        if let Some(words) = bash_colon_words() {
+            // clap_complete reads the index from the environment; we are still single-threaded.
+            std::env::set_var("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string());
+            args.truncate(1);
+            args.push("--".into());
+            args.extend(words.into_iter().map(OsString::from));
+        }
+    }
+    let words = args.iter().skip_while(|a| *a != "--").skip(1).cloned();
+    let _ = WORDS.set(words.collect());
     match CompleteEnv::with_factory(Cli::command)
         .var(VAR)
-        .try_complete(std::env::args_os(), cwd.as_deref())
+        .try_complete(args, cwd.as_deref())
     {
         Ok(true) => std::process::exit(0),
         Ok(false) => {}
@@ -143,10 +166,16 @@ pub fn job_names(current: &OsStr) -> Vec<CompletionCandidate> {
             // An older script without the raw word: unescaped blanks betray an open quote.
             Err(_) => !has_unescaped_break(&raw),
         };
+    let cut = BASH_CUT.get().map(String::as_str).unwrap_or("");
     jobs.into_iter()
-        .filter(|(name, _)| name.starts_with(&prefix))
+        .filter(|(name, _)| name.starts_with(&prefix) && name.starts_with(cut))
         .map(|(name, stage)| {
-            let value = if escape { bash_escape(&name) } else { name };
+            let rest = &name[cut.len()..];
+            let value = if escape {
+                bash_escape(rest)
+            } else {
+                rest.to_string()
+            };
             CompletionCandidate::new(value).help(Some(stage.into()))
         })
         .collect()
@@ -169,10 +198,11 @@ fn pipeline_jobs(shell: &str) -> Option<Vec<(String, String)>> {
 
 /// `-f` and `-C` from the command line being completed, wherever they appear.
 fn file_and_directory(shell: &str) -> (Option<PathBuf>, Option<PathBuf>) {
-    // The process was started as `cijob -- cijob <words...>`: keep what follows `--`.
-    let args: Vec<OsString> = std::env::args_os()
-        .skip_while(|a| a != "--")
-        .skip(1)
+    let args: Vec<OsString> = WORDS
+        .get()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
         .map(|a| {
             if quoted_by_shell(shell) {
                 OsString::from(dequote(&a.to_string_lossy()))
@@ -196,6 +226,68 @@ fn file_and_directory(shell: &str) -> (Option<PathBuf>, Option<PathBuf>) {
         })
     };
     (get("file"), get("directory"))
+}
+
+/// When the current word has an unquoted `:`, the words of the line up to the cursor, split
+/// at blanks only (the current word last, raw); records the part of it readline keeps.
+fn bash_colon_words() -> Option<Vec<String>> {
+    let line = std::env::var(LINE_VAR).ok()?;
+    let words = split_line(&line);
+    let current = words.last()?;
+    // Options (`--file=...`) are left to clap_complete as bash splits them.
+    if current.starts_with('-') || in_open_quote(current) {
+        return None;
+    }
+    let colon = last_unescaped_colon(current)?;
+    let _ = BASH_CUT.set(dequote(&current[..=colon]));
+    Some(words)
+}
+
+/// Split a command line at unquoted blanks, keeping the words as typed; a trailing blank
+/// starts an empty current word.
+fn split_line(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quote = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (None, ' ' | '\t' | '\n') => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+                continue;
+            }
+            (None | Some('"'), '\\') => {
+                word.push(c);
+                if let Some(next) = chars.next() {
+                    word.push(next);
+                }
+                continue;
+            }
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            _ => {}
+        }
+        word.push(c);
+    }
+    words.push(word);
+    words
+}
+
+fn last_unescaped_colon(word: &str) -> Option<usize> {
+    let mut last = None;
+    let mut chars = word.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            ':' => last = Some(i),
+            _ => {}
+        }
+    }
+    last
 }
 
 /// Shells whose callbacks pass words as typed, quotes and backslashes included.
@@ -305,6 +397,18 @@ mod tests {
             assert_eq!(dequote(&bash_escape(name)), name);
         }
         assert_eq!(bash_escape("test: [2.2]"), r"test\:\ \[2.2\]");
+    }
+
+    #[test]
+    fn line_splitting_keeps_quoting() {
+        assert_eq!(split_line("cijob run test:"), ["cijob", "run", "test:"]);
+        assert_eq!(split_line("cijob run "), ["cijob", "run", ""]);
+        assert_eq!(
+            split_line(r"cijob -C 'a b' run x\ y:z"),
+            ["cijob", "-C", "'a b'", "run", r"x\ y:z"]
+        );
+        assert_eq!(last_unescaped_colon(r"a\:b:c"), Some(4));
+        assert_eq!(last_unescaped_colon(r"a\:b"), None);
     }
 
     #[test]

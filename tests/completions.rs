@@ -102,9 +102,14 @@ fn zsh(cwd: &Path, words: &[&str]) -> Vec<String> {
 }
 
 /// bash: `_CLAP_COMPLETE_INDEX=$COMP_CWORD`, `_CLAP_IFS=$'\v'`, all of `COMP_WORDS` with the
-/// current one replaced by `$2` (readline's word, after any opened quote), plus cijob's
-/// `CIJOB_COMPLETE_RAW_WORD` (the word as typed).
+/// current one replaced by `$2` (readline's word, after any opened quote or last `:`), plus
+/// cijob's `CIJOB_COMPLETE_RAW_WORD` (`COMP_WORDS[COMP_CWORD]`) and `CIJOB_COMPLETE_LINE`
+/// (the line up to the cursor; here the words joined by spaces unless given).
 fn bash(cwd: &Path, words: &[&str], typed: &str) -> Vec<String> {
+    bash_line(cwd, words, typed, &words.join(" "))
+}
+
+fn bash_line(cwd: &Path, words: &[&str], typed: &str, line: &str) -> Vec<String> {
     let index = (words.len() - 1).to_string();
     let r = callback(
         "bash",
@@ -116,6 +121,7 @@ fn bash(cwd: &Path, words: &[&str], typed: &str) -> Vec<String> {
             ("_CLAP_COMPLETE_COMP_TYPE", "9"),
             ("_CLAP_COMPLETE_SPACE", "false"),
             ("CIJOB_COMPLETE_RAW_WORD", typed),
+            ("CIJOB_COMPLETE_LINE", line),
         ],
     );
     if r.stdout.is_empty() {
@@ -259,6 +265,39 @@ fn bash_replies_are_shell_words_unless_a_quote_is_open() {
 }
 
 #[test]
+fn bash_completes_after_a_typed_colon() {
+    let p = Project::new(PIPELINE);
+    // `cijob run test:<TAB>`: COMP_WORDS=(cijob run test :), COMP_CWORD=3, $2 is empty, and
+    // readline keeps `test:`, so the replies are what follows it.
+    assert_eq!(
+        bash_line(
+            p.path(),
+            &["cijob", "run", "test", ""],
+            ":",
+            "cijob run test:"
+        ),
+        [r"\ \[2.2\]", r"\ \[3.0\]"]
+    );
+    // `cijob show deploy:\ \[aws,\ a<TAB>`: COMP_WORDS=(... deploy : '\ \[aws,\ a').
+    assert_eq!(
+        bash_line(
+            p.path(),
+            &["cijob", "-C", ".", "show", "deploy", ":", r"\ \[aws,\ a"],
+            r"\ \[aws,\ a",
+            r"cijob -C . show deploy:\ \[aws,\ a"
+        ),
+        [r"\ \[aws,\ app\]"]
+    );
+    assert!(bash_line(
+        p.path(),
+        &["cijob", "run", "lint", ""],
+        ":",
+        "cijob run lint:"
+    )
+    .is_empty());
+}
+
+#[test]
 fn directory_and_file_options_choose_the_pipeline() {
     let p = Project::new(PIPELINE);
     let other = Project::new("other-job:\n  stage: build\n  script: [x]\n");
@@ -338,22 +377,35 @@ fn bash_script_end_to_end() {
         std::env::var("PATH").unwrap_or_default()
     );
     // $1: COMP_WORDS as bash splits the line (eval'd, so single-quote words kept as typed),
-    // $2: readline's current word (the function's $2).
+    // $2: readline's current word (the function's $2), $3: the line, $4: the part of the
+    // typed word that readline keeps (before a `:`).
     let driver = r#"
 source "$SCRIPT" || exit 9
 complete -p cijob >/dev/null || exit 8
 eval "COMP_WORDS=($1)"
 COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
 COMP_TYPE=9
+COMP_LINE=$3
+COMP_POINT=${#COMP_LINE}
 _clap_complete_cijob cijob "$2" "${COMP_WORDS[COMP_CWORD-1]}"
 for r in "${COMPREPLY[@]}"; do
-    eval "parsed=( $r )"
+    eval "parsed=( $4$r )"
     printf '%s => %s|%s\n' "$r" "${#parsed[@]}" "${parsed[0]}"
 done
 "#;
-    let run = |words: &str, cur: &str| -> Vec<String> {
+    let run_kept = |words: &str, cur: &str, line: &str, kept: &str| -> Vec<String> {
         let out = Command::new("bash")
-            .args(["--norc", "--noprofile", "-c", driver, "driver", words, cur])
+            .args([
+                "--norc",
+                "--noprofile",
+                "-c",
+                driver,
+                "driver",
+                words,
+                cur,
+                line,
+                kept,
+            ])
             .env("SCRIPT", &script)
             .env("PATH", &path)
             .current_dir(p.path())
@@ -370,25 +422,39 @@ done
             .map(str::to_string)
             .collect()
     };
+    let run = |words: &str, cur: &str, line: &str| run_kept(words, cur, line, "");
     // Each reply is one word that evaluates to exactly the job's name.
     assert_eq!(
-        run("cijob run te", "te"),
+        run("cijob run te", "te", "cijob run te"),
         [
             r"test\:\ \[2.2\] => 1|test: [2.2]",
             r"test\:\ \[3.0\] => 1|test: [3.0]",
         ]
     );
     assert_eq!(
-        run(r"cijob -C . show 'test\:\ \[2'", r"test\:\ \[2"),
+        run(
+            r"cijob -C . show 'test\:\ \[2'",
+            r"test\:\ \[2",
+            r"cijob -C . show test\:\ \[2"
+        ),
         [r"test\:\ \[2.2\] => 1|test: [2.2]"]
     );
     assert_eq!(
-        run(r"cijob plan 'build\ 3'", r"build\ 3"),
+        run(
+            r"cijob plan 'build\ 3'",
+            r"build\ 3",
+            r"cijob plan build\ 3"
+        ),
         [r"build\ 3/3 => 1|build 3/3"]
     );
     // `cijob run 'te<TAB>`: COMP_WORDS has `'te`, $2 is `te`; bash adds the closing quote.
-    let replies = run(r#"cijob run "'te""#, "te");
+    let replies = run(r#"cijob run "'te""#, "te", "cijob run 'te");
     assert_eq!(replies.len(), 2, "{replies:?}");
     assert!(replies[0].starts_with("test: [2.2] => "), "{replies:?}");
     assert!(replies[1].starts_with("test: [3.0] => "), "{replies:?}");
+    // `cijob run test:<TAB>`: bash split the word at `:` and keeps `test:`.
+    assert_eq!(
+        run_kept("cijob run test :", "", "cijob run test:", "test:"),
+        [r"\ \[2.2\] => 1|test: [2.2]", r"\ \[3.0\] => 1|test: [3.0]",]
+    );
 }
