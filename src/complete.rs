@@ -98,17 +98,24 @@ fn registration_calling(shell: Shell, completer: &str) -> String {
 /// Must run before anything is printed and before the real parse (which would reject the
 /// partial command line).
 pub fn handle_env() {
-    let Some(shell) = std::env::var_os(VAR) else {
+    let Some(value) = std::env::var_os(VAR) else {
         return;
     };
-    let _ = SHELL.set(shell.to_string_lossy().into_owned());
+    // `CIJOB_COMPLETE=$SHELL` is allowed, as in clap_complete: `/bin/bash` means bash.
+    let path = std::path::Path::new(&value);
+    let shell = path
+        .file_stem()
+        .unwrap_or(path.as_os_str())
+        .to_string_lossy()
+        .into_owned();
+    let _ = SHELL.set(shell.clone());
     let cwd = std::env::current_dir().ok();
-    // `CIJOB_COMPLETE=bash cijob` (no words) asks for the script: print ours (bash is patched
+    // `CIJOB_COMPLETE=bash cijob` (no `--`) asks for the script: print ours (bash is patched
     // above), calling this binary the way clap_complete would.
     let mut args = std::env::args_os();
     let argv0 = args.next().unwrap_or_default();
-    if args.next().is_none() {
-        if let Some(shell) = shell.to_str().and_then(|s| Shell::from_str(s, true).ok()) {
+    if !args.any(|a| a == "--") {
+        if let Ok(shell) = Shell::from_str(&shell, true) {
             let mut completer = PathBuf::from(&argv0);
             if completer.components().count() > 1 {
                 if let Some(cwd) = &cwd {

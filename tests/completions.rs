@@ -7,6 +7,8 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+use cijob::complete::Shell;
+use clap::ValueEnum;
 use common::*;
 
 const PIPELINE: &str = r#"
@@ -34,14 +36,6 @@ deploy:
         STACK: [monitoring, app]
   script: [deploy]
 "#;
-
-const SHELLS: &[(&str, &str)] = &[
-    ("bash", "cijob.bash"),
-    ("zsh", "_cijob"),
-    ("fish", "cijob.fish"),
-    ("elvish", "cijob.elv"),
-    ("powershell", "_cijob.ps1"),
-];
 
 /// The binary as a shell's completion script calls it: `CIJOB_COMPLETE=<shell> cijob -- WORDS`,
 /// from `cwd`, Docker pointed nowhere (completion must not need it).
@@ -134,10 +128,12 @@ fn bash_line(cwd: &Path, words: &[&str], typed: &str, line: &str) -> Vec<String>
 fn committed_scripts_are_current() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("completions");
     let update = std::env::var_os("CIJOB_UPDATE_COMPLETIONS").is_some_and(|v| v == "1");
-    for (shell, file) in SHELLS {
-        let r = Run::from(cijob().args(["completions", shell]).output().unwrap());
+    for shell in Shell::value_variants() {
+        let file = shell.file_name();
+        let name = shell.to_possible_value().unwrap().get_name().to_string();
+        let r = Run::from(cijob().args(["completions", &name]).output().unwrap());
         r.assert_code(0);
-        assert!(r.stdout.contains("CIJOB_COMPLETE"), "{shell}: {}", r.stdout);
+        assert!(r.stdout.contains("CIJOB_COMPLETE"), "{name}: {}", r.stdout);
         let path = dir.join(file);
         if update {
             std::fs::create_dir_all(&dir).unwrap();
@@ -148,6 +144,32 @@ fn committed_scripts_are_current() {
         assert!(
             committed == r.stdout,
             "completions/{file} is stale; regenerate with `CIJOB_UPDATE_COMPLETIONS=1 cargo test --test completions`"
+        );
+    }
+}
+
+/// `CIJOB_COMPLETE=<shell> cijob` (what clap_complete documents) prints the same script as
+/// `cijob completions <shell>` when cijob is called by name, as the scripts themselves do.
+#[test]
+fn env_registration_matches_the_subcommand() {
+    let path = format!(
+        "{}:{}",
+        bin().parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for shell in ["bash", "zsh", "fish", "/bin/bash"] {
+        let out = Command::new("cijob")
+            .env("PATH", &path)
+            .env("CIJOB_COMPLETE", shell)
+            .output()
+            .unwrap();
+        let name = shell.trim_start_matches("/bin/");
+        let expected = cijob().args(["completions", name]).output().unwrap();
+        assert!(out.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&expected.stdout),
+            "{shell}"
         );
     }
 }
