@@ -141,6 +141,8 @@ pub fn handle_env() {
     }
     let words = args.iter().skip_while(|a| *a != "--").skip(1).cloned();
     let _ = WORDS.set(words.collect());
+    // Even a bug in the loader must not print into the user's command line.
+    std::panic::set_hook(Box::new(|_| {}));
     match CompleteEnv::with_factory(Cli::command)
         .var(VAR)
         .try_complete(args, cwd.as_deref())
