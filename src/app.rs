@@ -36,6 +36,10 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<(), Error> {
         Command::Plan(args) => run_job(&cli, args, &cwd, ui, true),
         Command::Shell { job } => runtime()?.block_on(shell(job.as_deref())),
         Command::Clean { job } => runtime()?.block_on(clean(ui, job.as_deref())),
+        Command::Completions { shell } => {
+            print(&crate::complete::registration(*shell));
+            Ok(())
+        }
     }
 }
 

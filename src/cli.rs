@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
+use clap_complete::ArgValueCompleter;
+
+use crate::complete::{self, Shell};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -22,11 +25,23 @@ Examples:
 )]
 pub struct Cli {
     /// Pipeline file to load (default: .gitlab-ci.yml here or in the nearest parent up to the git root)
-    #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        global = true,
+        value_name = "FILE",
+        value_hint = ValueHint::FilePath
+    )]
     pub file: Option<PathBuf>,
 
     /// Run as if cijob was started in DIR
-    #[arg(short = 'C', long = "directory", global = true, value_name = "DIR")]
+    #[arg(
+        short = 'C',
+        long = "directory",
+        global = true,
+        value_name = "DIR",
+        value_hint = ValueHint::DirPath
+    )]
     pub directory: Option<PathBuf>,
 
     /// Disable colours in cijob's own output (also: NO_COLOR=1). The job's output is never altered.
@@ -52,6 +67,7 @@ pub enum Command {
     )]
     Show {
         /// The job's name as GitLab shows it
+        #[arg(add = ArgValueCompleter::new(complete::job_names))]
         job: String,
     },
     /// Run one job on the local Docker daemon
@@ -68,19 +84,31 @@ pub enum Command {
     )]
     Shell {
         /// The job whose kept run to enter (default: the most recent kept run)
+        #[arg(add = ArgValueCompleter::new(complete::job_names))]
         job: Option<String>,
     },
     /// Remove containers, networks and volumes left by kept or crashed runs
     #[command(after_help = "Examples:\n  cijob clean\n  cijob clean test")]
     Clean {
         /// Only what runs of this job left
+        #[arg(add = ArgValueCompleter::new(complete::job_names))]
         job: Option<String>,
+    },
+    /// Print the shell completion script (job names complete from .gitlab-ci.yml)
+    #[command(
+        after_help = "Examples:\n  source <(cijob completions bash)     # in ~/.bashrc\n  source <(cijob completions zsh)      # in ~/.zshrc\n  cijob completions fish | source      # in ~/.config/fish/config.fish"
+    )]
+    Completions {
+        /// The shell to print the script for
+        #[arg(value_enum)]
+        shell: Shell,
     },
 }
 
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
     /// The job's name as GitLab shows it (`test`, `test: [2.2]`, `build 1/3`)
+    #[arg(add = ArgValueCompleter::new(complete::job_names))]
     pub job: Option<String>,
 
     /// Set a variable (repeatable); overrides .gitlab-ci.yml. KEY=VALUE

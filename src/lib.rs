@@ -4,6 +4,7 @@ pub mod alias;
 pub mod app;
 pub mod archive;
 pub mod cli;
+pub mod complete;
 pub mod config;
 pub mod debug;
 pub mod discover;
@@ -41,6 +42,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub fn main() -> ExitCode {
+    // Completion callbacks carry partial command lines the real parse would reject.
+    complete::handle_env();
     let cli = cli::Cli::parse();
     let ui = ui::Ui::new(cli.no_color);
     match app::run(cli, &ui) {
