@@ -27,6 +27,17 @@ pub struct SourceFile {
     /// Path as shown to the user: relative to the project root when inside it.
     pub display: PathBuf,
     pub text: String,
+    /// Line of each top-level key, indexed on first use (one scan per file, not per job).
+    pub key_lines: std::sync::OnceLock<HashMap<String, usize>>,
+}
+
+impl SourceFile {
+    pub fn key_line(&self, key: &str) -> Option<usize> {
+        self.key_lines
+            .get_or_init(|| yaml::top_level_key_lines(&self.text))
+            .get(key)
+            .copied()
+    }
 }
 
 /// The configuration after every include has been merged.
@@ -42,10 +53,7 @@ impl Merged {
     /// File and 1-based line of a top-level key, found by scanning the defining file.
     pub fn key_location(&self, key: &str) -> Option<(PathBuf, Option<usize>)> {
         let file = self.files.get(*self.origins.get(key)?)?;
-        Some((
-            file.display.clone(),
-            yaml::top_level_key_line(&file.text, key),
-        ))
+        Some((file.display.clone(), file.key_line(key)))
     }
 
     /// A `ConfigError` located at a top-level key (falls back to the root file).
@@ -155,6 +163,7 @@ impl Ctx<'_> {
         self.files.push(SourceFile {
             display: display.clone(),
             text,
+            key_lines: Default::default(),
         });
         self.stack.push(path.to_path_buf());
 
@@ -227,7 +236,7 @@ impl Ctx<'_> {
     fn located(&self, index: usize, key: &str, message: String) -> ConfigError {
         let file = &self.files[index];
         let err = ConfigError::new(message).in_file(&file.display);
-        match yaml::top_level_key_line(&file.text, key) {
+        match file.key_line(key) {
             Some(line) => err.at(line, None).with_source(&file.text),
             None => err,
         }

@@ -244,6 +244,43 @@ pub fn top_level_key_line(text: &str, key: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
+/// Every top-level key of a file with its 1-based line (the first definition wins), for
+/// locating jobs in messages. Same recognition rules as `top_level_key_line`.
+pub fn top_level_key_lines(text: &str) -> std::collections::HashMap<String, usize> {
+    let mut out = std::collections::HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let Some(first) = line.chars().next() else {
+            continue;
+        };
+        if first.is_whitespace() || matches!(first, '#' | '-') {
+            continue;
+        }
+        let key = if let Some(rest) = line.strip_prefix("? ") {
+            Some(rest.trim_end().to_string())
+        } else if let Some(quote @ ('"' | '\'')) = line.chars().next() {
+            line[1..]
+                .find(quote)
+                .map(|end| (&line[1..1 + end], &line[end + 2..]))
+                .filter(|(_, rest)| rest.starts_with(':'))
+                .filter(|(_, rest)| rest[1..].is_empty() || rest[1..].starts_with([' ', '\t', '#']))
+                .map(|(k, _)| k.to_string())
+        } else {
+            // Keys may contain ':' (`test:unit`): the separator is a ':' followed by a blank.
+            let bytes = line.as_bytes();
+            (0..bytes.len())
+                .find(|&j| {
+                    bytes[j] == b':'
+                        && (j + 1 == bytes.len() || matches!(bytes[j + 1], b' ' | b'\t' | b'#'))
+                })
+                .map(|j| line[..j].to_string())
+        };
+        if let Some(k) = key {
+            out.entry(k).or_insert(i + 1);
+        }
+    }
+    out
+}
+
 fn located(e: &serde_yaml::Error, file: &Path, text: &str) -> ConfigError {
     let mut err = ConfigError::new(e.to_string()).in_file(file);
     if let Some(loc) = e.location() {
@@ -330,5 +367,9 @@ mod tests {
         assert_eq!(top_level_key_line(text, "quoted job"), Some(3));
         assert_eq!(top_level_key_line(text, "test"), Some(5));
         assert_eq!(top_level_key_line(text, "a"), None);
+        let all = top_level_key_lines(text);
+        assert_eq!(all.get("quoted job"), Some(&3));
+        assert_eq!(all.get("test"), Some(&5));
+        assert_eq!(all.get("a"), None);
     }
 }
