@@ -3,6 +3,7 @@
 pub mod alias;
 pub mod app;
 pub mod archive;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod discover;
