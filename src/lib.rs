@@ -30,6 +30,7 @@ pub mod pull;
 pub mod recipe;
 pub mod reference;
 pub mod run;
+pub mod runner_config;
 pub mod script;
 pub mod timeout;
 pub mod ui;
