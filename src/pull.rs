@@ -144,7 +144,8 @@ async fn pull_with_progress(
     Ok(())
 }
 
-/// Say which credentials were (or were not) used when the registry refuses a pull.
+/// A pull failure is the registry's or the image's problem, not the daemon's; when the
+/// registry refused, say which credentials were (or were not) used.
 fn with_auth_hint(e: Error, image: &str, found: Option<&Found>) -> Error {
     let Error::Docker(msg) = e else { return e };
     let lower = msg.to_ascii_lowercase();
@@ -157,7 +158,7 @@ fn with_auth_hint(e: Error, image: &str, found: Option<&Found>) -> Error {
     .iter()
     .any(|w| lower.contains(w));
     if !refused {
-        return Error::Docker(msg);
+        return Error::Pull(msg);
     }
     let registry = auth::candidate_paths(image).pop().unwrap_or_default();
     let hint = match found {
@@ -170,5 +171,5 @@ fn with_auth_hint(e: Error, image: &str, found: Option<&Found>) -> Error {
             "hint: no registry credentials matched {registry}; set DOCKER_AUTH_CONFIG (a CI/CD variable, --var, the environment or config.toml `environment`) or log in with `docker login {registry}`"
         ),
     };
-    Error::Docker(format!("{msg}\n{hint}"))
+    Error::Pull(format!("{msg}\n{hint}"))
 }

@@ -582,3 +582,201 @@ log_level = "debug"
         assert_ne!(stable_hash("/cache"), stable_hash("/certs/client"));
     }
 }
+
+/// How the plan applies a runner config (kept here, next to what it tests).
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+    use crate::config::RunConfig;
+    use crate::git::GitInfo;
+    use crate::model::{Image, Job, Service, Variable};
+    use crate::plan::{plan, PlanInput, RunPlan};
+
+    fn job(image: Option<&str>) -> Job {
+        Job {
+            name: "test".into(),
+            base_name: "test".into(),
+            location: None,
+            stage: "test".into(),
+            image: image.map(|n| Image {
+                name: n.into(),
+                ..Default::default()
+            }),
+            services: vec![Service {
+                name: "cijob-test/svc-tcp".into(),
+                alias: Some("web".into()),
+                ..Default::default()
+            }],
+            before_script: vec![],
+            script: vec!["true".into()],
+            after_script: vec![],
+            variables: vec![Variable::new("A", "from-job")],
+            when: Default::default(),
+            allow_failure: Default::default(),
+            timeout: None,
+            node_index: None,
+            node_total: 1,
+            rules: None,
+            needs: None,
+            artifacts: None,
+            cache: None,
+            resolved: serde_yaml::Value::Null,
+        }
+    }
+
+    fn planned(job: &Job, toml: &str, cli: impl FnOnce(&mut RunConfig)) -> Result<RunPlan, String> {
+        let mut cfg = RunConfig {
+            runner: Some(parse(toml, Path::new("config.toml"), None).unwrap()),
+            ..Default::default()
+        };
+        cli(&mut cfg);
+        plan(&PlanInput {
+            job,
+            git: &GitInfo::default(),
+            config: &cfg,
+            run_id: "abc",
+            config_path: ".gitlab-ci.yml",
+            pid: 1,
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    const TOML: &str = r#"
+[[runners]]
+  executor = "docker"
+  environment = ["A=from-runner", "B=from-runner"]
+  [runners.docker]
+    image = "cijob-test/debian"
+    privileged = true
+    services_privileged = false
+    volumes = ["/cache", "/tmp:/host-tmp:ro"]
+    dns = ["10.0.0.2"]
+    shm_size = 1024
+    user = "nobody"
+    wait_for_services_timeout = 7
+    memory = "1g"
+    [[runners.docker.services]]
+      name = "cijob-test/svc-noport"
+      alias = "first"
+      environment = ["S=1"]
+"#;
+
+    #[test]
+    fn runner_settings_fill_the_plan() {
+        let p = planned(&job(None), TOML, |_| {}).unwrap();
+        assert_eq!(p.build.image, "cijob-test/debian");
+        assert_eq!(p.build.user.as_deref(), Some("nobody"));
+        assert!(p.build.privileged);
+        assert!(p.services.iter().all(|s| !s.privileged));
+        // config.toml services first, then the job's.
+        let images: Vec<&str> = p.services.iter().map(|s| s.image.as_str()).collect();
+        assert_eq!(images, ["cijob-test/svc-noport:latest", "cijob-test/svc-tcp:latest"]);
+        assert!(p.services[0].env.contains(&("S".into(), "1".into())));
+        // Job variables override runner environment; runner-only ones stay.
+        let get = |k: &str| {
+            p.build
+                .env
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(get("A").as_deref(), Some("from-job"));
+        assert_eq!(get("B").as_deref(), Some("from-runner"));
+        assert_eq!(p.services_timeout, Some(std::time::Duration::from_secs(7)));
+        assert_eq!(p.host.dns, ["10.0.0.2"]);
+        assert_eq!(p.host.shm_size, Some(1024));
+        assert_eq!(p.cache_volumes.len(), 1);
+        let (name, labels) = &p.cache_volumes[0];
+        assert!(
+            name.starts_with("cijob-") && name.contains("-cache-"),
+            "{name}"
+        );
+        assert!(labels.contains(&("cijob.destination".into(), "/cache".into())));
+        assert_eq!(
+            p.binds,
+            [format!("{name}:/cache"), "/tmp:/host-tmp:ro".into()]
+        );
+        assert!(p
+            .warnings
+            .iter()
+            .any(|w| w.contains("runners.docker.memory")));
+        // The same project always gets the same cache volume.
+        assert_eq!(
+            planned(&job(None), TOML, |_| {}).unwrap().cache_volumes[0].0,
+            *name
+        );
+    }
+
+    #[test]
+    fn job_image_beats_the_runner_default_and_cli_privileged_reaches_services() {
+        let toml = "[[runners]]\nexecutor = \"docker\"\n[runners.docker]\nimage = \"x\"\n";
+        let p = planned(&job(Some("cijob-test/busybox")), toml, |c| {
+            c.privileged = true
+        })
+        .unwrap();
+        assert_eq!(p.build.image, "cijob-test/busybox");
+        assert!(p.build.privileged && p.services[0].privileged);
+    }
+
+    #[test]
+    fn pull_policies_follow_allowed_pull_policies() {
+        use PullPolicy::*;
+        let with = |docker: &str| {
+            format!("[[runners]]\nexecutor = \"docker\"\n[runners.docker]\n{docker}\n")
+        };
+        // Config pull_policy is used when the job names none.
+        let p = planned(&job(Some("i")), &with("pull_policy = [\"never\"]"), |_| {}).unwrap();
+        assert_eq!(p.build.pull, [Never]);
+        // Unset allowed_pull_policies: the config pull_policy is the allowed list.
+        let mut j = job(Some("i"));
+        j.image.as_mut().unwrap().pull_policy = vec![IfNotPresent];
+        let e = planned(&j, &with("pull_policy = \"always\""), |_| {}).unwrap_err();
+        assert_eq!(
+            e,
+            "pull_policy ([if-not-present]) defined in GitLab pipeline config is not one of the allowed_pull_policies ([always])"
+        );
+        // Intersection, in the requested order.
+        j.image.as_mut().unwrap().pull_policy = vec![Always, IfNotPresent];
+        let p = planned(
+            &j,
+            &with("allowed_pull_policies = [\"if-not-present\", \"never\"]"),
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(p.build.pull, [IfNotPresent]);
+        // --pull is checked too, and named as the source.
+        let e = planned(&j, &with("allowed_pull_policies = [\"never\"]"), |c| {
+            c.pull = Some(Always)
+        })
+        .unwrap_err();
+        assert!(e.contains("defined in the command line (--pull)"), "{e}");
+    }
+
+    #[test]
+    fn docker_auth_config_is_masked_everywhere() {
+        let toml = "[[runners]]\nexecutor = \"docker\"\nenvironment = [\"DOCKER_AUTH_CONFIG={\\\"auths\\\":{\\\"r.io\\\":{\\\"username\\\":\\\"u\\\",\\\"password\\\":\\\"pw-123\\\"}}}\"]\n";
+        let p = planned(&job(Some("r.io/i")), toml, |_| {}).unwrap();
+        assert!(p
+            .variables
+            .iter()
+            .filter(|v| v.key == "DOCKER_AUTH_CONFIG")
+            .all(|v| v.masked));
+        assert!(p.secrets.contains(&"pw-123".to_string()));
+        assert!(p
+            .auth
+            .docker_auth_config
+            .as_deref()
+            .unwrap()
+            .contains("pw-123"));
+        let recipe = crate::recipe::render(&p);
+        assert!(!recipe.contains("pw-123"), "{recipe}");
+        // The process environment is the fallback.
+        let p = planned(
+            &job(Some("i")),
+            "[[runners]]\nexecutor = \"docker\"\n",
+            |c| c.process_docker_auth_config = Some("{}".into()),
+        )
+        .unwrap();
+        assert_eq!(p.auth.docker_auth_config.as_deref(), Some("{}"));
+    }
+}
