@@ -54,6 +54,7 @@ pub struct HostOptions {
     pub dns: Vec<String>,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
+    pub security_opt: Vec<String>,
     pub shm_size: Option<i64>,
     /// Used when the run has no per-build network.
     pub network_mode: Option<String>,
@@ -269,6 +270,7 @@ impl Engine {
                 dns: (!h.dns.is_empty()).then(|| h.dns.clone()),
                 cap_add: (!h.cap_add.is_empty()).then(|| h.cap_add.clone()),
                 cap_drop: (!h.cap_drop.is_empty()).then(|| h.cap_drop.clone()),
+                security_opt: (!h.security_opt.is_empty()).then(|| h.security_opt.clone()),
                 shm_size: h.shm_size,
                 ..Default::default()
             }),
@@ -291,7 +293,17 @@ impl Engine {
         self.docker
             .start_container(id, None::<StartContainerOptions>)
             .await
-            .map_err(|e| docker_err("starting container", e))
+            .map_err(|e| {
+                let msg = message(&e);
+                // Seen when the daemon itself runs in a container or VM whose capability
+                // bounding set is not complete: privileged mode asks for every capability.
+                let hint = if msg.contains("unable to apply caps") {
+                    "\nhint: this Docker host cannot grant every capability, which privileged mode (and cap_add ALL) needs; grant only the ones the job needs (config.toml cap_add/cap_drop)"
+                } else {
+                    ""
+                };
+                Error::Docker(format!("starting container: {msg}{hint}"))
+            })
     }
 
     /// Stop with a grace period (SIGTERM, then SIGKILL).

@@ -340,6 +340,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<RunPlan, Error> {
         dns: runner.dns.clone(),
         cap_add: runner.cap_add.clone(),
         cap_drop: runner.cap_drop.clone(),
+        security_opt: runner.security_opt.clone(),
         shm_size: runner.shm_size,
         network_mode: runner.network_mode.clone(),
     };

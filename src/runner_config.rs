@@ -32,6 +32,7 @@ pub struct RunnerConfig {
     pub dns: Vec<String>,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
+    pub security_opt: Vec<String>,
     /// Bytes.
     pub shm_size: Option<i64>,
     pub user: Option<String>,
@@ -192,6 +193,7 @@ fn docker_section(docker: &toml::Table, cfg: &mut RunnerConfig) -> Result<(), St
             "dns" => cfg.dns = strings(v, &at(k))?,
             "cap_add" => cfg.cap_add = strings(v, &at(k))?,
             "cap_drop" => cfg.cap_drop = strings(v, &at(k))?,
+            "security_opt" => cfg.security_opt = strings(v, &at(k))?,
             "shm_size" => {
                 cfg.shm_size = Some(
                     v.as_integer()
@@ -670,7 +672,10 @@ mod plan_tests {
         assert!(p.services.iter().all(|s| !s.privileged));
         // config.toml services first, then the job's.
         let images: Vec<&str> = p.services.iter().map(|s| s.image.as_str()).collect();
-        assert_eq!(images, ["cijob-test/svc-noport:latest", "cijob-test/svc-tcp:latest"]);
+        assert_eq!(
+            images,
+            ["cijob-test/svc-noport:latest", "cijob-test/svc-tcp:latest"]
+        );
         assert!(p.services[0].env.contains(&("S".into(), "1".into())));
         // Job variables override runner environment; runner-only ones stay.
         let get = |k: &str| {
