@@ -12,7 +12,6 @@ use common::*;
 const REG: &str = "localhost:5000";
 const USER: &str = "cijob";
 const PW: &str = "cijob-registry-pw-5000";
-const REG2: &str = "localhost:5001";
 const USER2: &str = "cijob-other";
 const PW2: &str = "cijob-registry-pw-5001";
 const IMAGE: &str = "localhost:5000/private/busybox:1";
