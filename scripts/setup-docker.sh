@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # One-time machine setup for cijob's end-to-end tests and demo (Debian/Ubuntu):
-#   1. install what is missing: docker.io busybox-static debootstrap tmux
+#   1. install what is missing: docker.io busybox-static debootstrap tmux docker-registry
+#      apache2-utils curl
 #   2. start dockerd in the background if the engine does not answer
 #   3. build the local fixture images (fixtures/images/build.sh; no Docker Hub needed)
+#   4. start two private registries on 127.0.0.1:5000/5001 (fixtures/registry/start.sh)
 # Safe to re-run: it only installs/starts/builds what is missing.
 # Extra arguments are passed to fixtures/images/build.sh (e.g. --force).
 set -euo pipefail
@@ -28,6 +30,10 @@ if ! command -v docker >/dev/null || ! command -v dockerd >/dev/null; then missi
 if ! pkg_installed busybox-static; then missing+=(busybox-static); fi
 if ! command -v debootstrap >/dev/null; then missing+=(debootstrap); fi
 if ! command -v tmux >/dev/null; then missing+=(tmux); fi
+# The registry tests: a real registry with htpasswd (bcrypt) auth.
+if ! command -v docker-registry >/dev/null; then missing+=(docker-registry); fi
+if ! command -v htpasswd >/dev/null; then missing+=(apache2-utils); fi
+if ! command -v curl >/dev/null; then missing+=(curl); fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing: ${missing[*]}"
@@ -63,3 +69,7 @@ fi
 # --- 3. fixture images -----------------------------------------------------------
 log "building fixture images"
 "${SUDO[@]}" "$ROOT/fixtures/images/build.sh" "$@"
+
+# --- 4. private registries for the registry tests ----------------------------------
+log "starting the test registries"
+"${SUDO[@]}" "$ROOT/fixtures/registry/start.sh"

@@ -143,6 +143,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub privileged: bool,
 
+    /// Apply a GitLab Runner config.toml (environment and [runners.docker] settings)
+    #[arg(long, value_name = "PATH", env = "CIJOB_RUNNER_CONFIG")]
+    pub runner_config: Option<PathBuf>,
+
+    /// Which [[runners]] entry of --runner-config to use (default: the first docker one)
+    #[arg(long = "runner", value_name = "NAME")]
+    pub runner: Option<String>,
+
     /// Print the plan (the equivalent docker commands) instead of running
     #[arg(long)]
     pub dry_run: bool,

@@ -1,11 +1,12 @@
 //! The validated configuration of one `run`/`plan` invocation (clap types end here).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::{PullArg, RunArgs};
 use crate::error::{ConfigError, Error};
 use crate::model::{PullPolicy, Variable};
+use crate::runner_config::{self, RunnerConfig};
 
 #[derive(Debug, Clone, Default)]
 pub struct RunConfig {
@@ -20,6 +21,12 @@ pub struct RunConfig {
     pub wait_for_services_timeout: Option<i64>,
     pub privileged: bool,
     pub dry_run: bool,
+    /// `--runner-config`: the chosen `[[runners]]` entry.
+    pub runner: Option<RunnerConfig>,
+    /// `DOCKER_AUTH_CONFIG` from cijob's own environment (used when no variable sets it).
+    pub process_docker_auth_config: Option<String>,
+    /// The Docker client config file to read credentials from.
+    pub docker_config_file: Option<PathBuf>,
     pub debug: DebugMode,
 }
 
@@ -61,7 +68,30 @@ impl RunConfig {
             })?),
             None => None,
         };
+        let runner = match &args.runner_config {
+            Some(file) => {
+                let path = cwd.join(file);
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    Error::Usage(format!(
+                        "cannot read --runner-config {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                Some(runner_config::parse(&text, &path, args.runner.as_deref())?)
+            }
+            None if args.runner.is_some() => {
+                return Err(Error::Usage(
+                    "--runner picks an entry of --runner-config; give --runner-config too".into(),
+                ))
+            }
+            None => None,
+        };
         Ok(Self {
+            runner,
+            process_docker_auth_config: std::env::var("DOCKER_AUTH_CONFIG")
+                .ok()
+                .filter(|s| !s.trim().is_empty()),
+            docker_config_file: crate::auth::Sources::default_config_file(),
             job: args.job.clone(),
             vars,
             masks: args.masks.clone(),

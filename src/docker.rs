@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use bollard::auth::DockerCredentials;
 use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
@@ -42,6 +43,21 @@ pub struct ContainerSpec {
     pub extra_hosts: Vec<String>,
     /// Keep stdin open for a script (the build container), like the runner.
     pub stdin: bool,
+    /// Host settings from the runner's config.toml.
+    pub host: HostOptions,
+}
+
+/// `[runners.docker]` settings that land in every container's HostConfig.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostOptions {
+    pub extra_hosts: Vec<String>,
+    pub dns: Vec<String>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub security_opt: Vec<String>,
+    pub shm_size: Option<i64>,
+    /// Used when the run has no per-build network.
+    pub network_mode: Option<String>,
 }
 
 /// What a service container looks like once started.
@@ -152,7 +168,15 @@ impl Engine {
         &self,
         image: &str,
         platform: Option<&str>,
+        credentials: Option<&crate::auth::Credentials>,
     ) -> impl Stream<Item = Result<PullEvent, Error>> + '_ {
+        let credentials = credentials.map(|c| DockerCredentials {
+            username: c.username.clone(),
+            password: c.password.clone(),
+            identitytoken: c.identity_token.clone(),
+            serveraddress: Some(c.server.clone()),
+            ..Default::default()
+        });
         let (from, tag) = split_tag(image);
         let options = CreateImageOptions {
             from_image: Some(from),
@@ -162,7 +186,7 @@ impl Engine {
         };
         let name = image.to_string();
         self.docker
-            .create_image(Some(options), None, None)
+            .create_image(Some(options), None, credentials)
             .map(move |item| match item {
                 Ok(info) => Ok(PullEvent {
                     layer: info.id.unwrap_or_default(),
@@ -205,6 +229,9 @@ impl Engine {
     }
 
     pub async fn create_container(&self, spec: &ContainerSpec) -> Result<String, Error> {
+        let h = &spec.host;
+        let mut extra_hosts = h.extra_hosts.clone();
+        extra_hosts.extend(spec.extra_hosts.iter().cloned());
         let networking_config = spec
             .network
             .as_ref()
@@ -234,8 +261,17 @@ impl Engine {
             host_config: Some(HostConfig {
                 binds: Some(spec.binds.clone()),
                 privileged: Some(spec.privileged),
-                network_mode: spec.network.as_ref().map(|(n, _)| n.clone()),
-                extra_hosts: (!spec.extra_hosts.is_empty()).then(|| spec.extra_hosts.clone()),
+                network_mode: spec
+                    .network
+                    .as_ref()
+                    .map(|(n, _)| n.clone())
+                    .or_else(|| spec.host.network_mode.clone()),
+                extra_hosts: (!extra_hosts.is_empty()).then_some(extra_hosts),
+                dns: (!h.dns.is_empty()).then(|| h.dns.clone()),
+                cap_add: (!h.cap_add.is_empty()).then(|| h.cap_add.clone()),
+                cap_drop: (!h.cap_drop.is_empty()).then(|| h.cap_drop.clone()),
+                security_opt: (!h.security_opt.is_empty()).then(|| h.security_opt.clone()),
+                shm_size: h.shm_size,
                 ..Default::default()
             }),
             networking_config,
@@ -257,7 +293,17 @@ impl Engine {
         self.docker
             .start_container(id, None::<StartContainerOptions>)
             .await
-            .map_err(|e| docker_err("starting container", e))
+            .map_err(|e| {
+                let msg = message(&e);
+                // Seen when the daemon itself runs in a container or VM whose capability
+                // bounding set is not complete: privileged mode asks for every capability.
+                let hint = if msg.contains("unable to apply caps") {
+                    "\nhint: this Docker host cannot grant every capability, which privileged mode (and cap_add ALL) needs; grant only the ones the job needs (config.toml cap_add/cap_drop)"
+                } else {
+                    ""
+                };
+                Error::Docker(format!("starting container: {msg}{hint}"))
+            })
     }
 
     /// Stop with a grace period (SIGTERM, then SIGKILL).

@@ -98,6 +98,9 @@ pub enum Error {
     Usage(String),
     #[error("Cannot talk to the Docker daemon: {0}")]
     Docker(String),
+    /// The daemon answered but could not pull an image (registry refusal, unknown image...).
+    #[error("{0}")]
+    Pull(String),
     /// The job ran and failed; its log already said why. Carries the job's exit code.
     #[error("job failed with exit code {0}")]
     JobFailed(i64),
@@ -113,7 +116,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) | Error::Usage(_) => exit::USAGE,
-            Error::Docker(_) => exit::DOCKER,
+            Error::Docker(_) | Error::Pull(_) => exit::DOCKER,
             Error::JobFailed(code) => u8::try_from(*code).ok().filter(|c| *c != 0).unwrap_or(1),
             Error::Timeout => exit::TIMEOUT,
             Error::Interrupted("SIGHUP") => exit::INTERRUPTED_HUP,

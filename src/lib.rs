@@ -3,6 +3,7 @@
 pub mod alias;
 pub mod app;
 pub mod archive;
+pub mod auth;
 pub mod cli;
 pub mod complete;
 pub mod config;
@@ -31,6 +32,7 @@ pub mod pull;
 pub mod recipe;
 pub mod reference;
 pub mod run;
+pub mod runner_config;
 pub mod script;
 pub mod terminal;
 pub mod timeout;

@@ -4,12 +4,15 @@
 use std::time::Duration;
 
 use crate::alias;
+use crate::auth;
 use crate::config::{DebugMode, RunConfig};
+use crate::docker::HostOptions;
 use crate::error::{ConfigError, Error};
 use crate::expand::{expand, expand_all, lookup};
 use crate::git::GitInfo;
-use crate::model::{AllowFailure, Job, PullPolicy, Variable};
+use crate::model::{AllowFailure, Job, PullPolicy, Service, Variable};
 use crate::predefined;
+use crate::runner_config::{self, RunnerConfig, Volume};
 use crate::script;
 
 pub const BUILDS_DIR: &str = "/builds";
@@ -25,6 +28,10 @@ pub const LABEL_JOB: &str = "cijob.job";
 pub const LABEL_TYPE: &str = "cijob.type";
 pub const LABEL_PID: &str = "cijob.pid";
 pub const LABEL_KEEP: &str = "cijob.keep";
+/// On config.toml cache volumes (which outlive runs): the project and mount point.
+pub const LABEL_PROJECT: &str = "cijob.project";
+pub const LABEL_DESTINATION: &str = "cijob.destination";
+pub const AUTH_VARIABLE: &str = "DOCKER_AUTH_CONFIG";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunPlan {
@@ -55,6 +62,14 @@ pub struct RunPlan {
     pub debug_services: bool,
     pub keep: bool,
     pub debug: DebugMode,
+    /// Where registry credentials come from (resolved when an image is pulled).
+    pub auth: auth::Sources,
+    /// config.toml named volumes (`/cache`): created if missing, kept between runs.
+    pub cache_volumes: Vec<(String, Vec<(String, String)>)>,
+    /// Extra binds for every container (config.toml `volumes`), after `/builds`.
+    pub binds: Vec<String>,
+    /// config.toml HostConfig settings for every container.
+    pub host: HostOptions,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -141,9 +156,15 @@ pub fn plan(input: &PlanInput<'_>) -> Result<RunPlan, Error> {
     let cfg = input.config;
     let project_dir = predefined::project_dir(BUILDS_DIR, input.git);
     let job_timeout = cfg.timeout.or(job.timeout).unwrap_or(DEFAULT_JOB_TIMEOUT);
+    let runner = cfg.runner.clone().unwrap_or_default();
 
     // Variables: predefined, then YAML (global, job, matrix), then the command line.
-    let raw_image = job.image.as_ref().map(|i| i.name.clone());
+    // config.toml `image` is only a default for jobs that name none.
+    let raw_image = job
+        .image
+        .as_ref()
+        .map(|i| i.name.clone())
+        .or_else(|| runner.image.clone());
     let mut raw: Vec<Variable> = Vec::new();
     let pre_ctx = predefined::Context {
         job,
@@ -156,6 +177,13 @@ pub fn plan(input: &PlanInput<'_>) -> Result<RunPlan, Error> {
         concurrent_id: 0,
     };
     raw.extend(predefined::variables(&pre_ctx));
+    // Runner `environment` entries come before the job's variables, which override them.
+    raw.extend(
+        runner
+            .environment
+            .iter()
+            .map(|(k, v)| Variable::new(k.clone(), v.clone())),
+    );
     raw.extend(job.variables.iter().cloned());
     raw.extend(cfg.vars.iter().cloned());
     let mut variables = expand_all(&raw);
@@ -172,7 +200,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<RunPlan, Error> {
                 .map(|l| format!("{l}: "))
                 .unwrap_or_default();
             Error::Config(ConfigError::new(format!(
-                "{at}job \"{}\" has no image: set `image:` on the job, in `default:` or at the top level",
+                "{at}job \"{}\" has no image: set `image:` on the job, in `default:` or at the top level (or `image` in the runner config's [runners.docker])",
                 job.name
             )))
         })?;
@@ -192,7 +220,9 @@ pub fn plan(input: &PlanInput<'_>) -> Result<RunPlan, Error> {
 
     // Services: expand names and aliases (not command/entrypoint), then assign aliases.
     let mut services_in = Vec::new();
-    for s in &job.services {
+    // config.toml services come first, like the runner adds them before the job's.
+    let runner_services: Vec<Service> = runner.services.iter().map(config_service).collect();
+    for s in runner_services.iter().chain(&job.services) {
         let mut s = s.clone();
         s.name = expand(&s.name, &|k| get(&variables, k));
         s.alias = s.alias.map(|a| expand(&a, &|k| get(&variables, k)));
@@ -207,6 +237,9 @@ pub fn plan(input: &PlanInput<'_>) -> Result<RunPlan, Error> {
         .map_err(|e| Error::Config(ConfigError::new(format!("job \"{}\": {e}", job.name))))?;
 
     let public: Vec<Variable> = variables.iter().filter(|v| v.public).cloned().collect();
+    // `--privileged` is the config key `privileged`; `services_privileged` overrides it.
+    let privileged = cfg.privileged || runner.privileged;
+    let services_privileged = runner.services_privileged.unwrap_or(privileged);
     let mut warnings = Vec::new();
     let mut services = Vec::new();
     for a in assignments {
@@ -233,7 +266,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<RunPlan, Error> {
             index: a.index,
             display,
             image: a.name.image.clone(),
-            pull: policies(&def.pull_policy, cfg),
+            pull: policies(&def.pull_policy, cfg)?,
             container: format!(
                 "{prefix}-{}-{}",
                 sanitize_name(&a.name.service.replace('/', "__")),
@@ -247,7 +280,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<RunPlan, Error> {
             healthcheck_port,
             user: def.docker.user.clone(),
             platform: def.docker.platform.clone(),
-            privileged: cfg.privileged,
+            privileged: services_privileged,
         });
     }
 
@@ -255,7 +288,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<RunPlan, Error> {
     let build = BuildPlan {
         container: format!("{prefix}-build"),
         image: image_name,
-        pull: policies(&image.pull_policy, cfg),
+        pull: policies(&image.pull_policy, cfg)?,
         entrypoint: image.entrypoint.clone(),
         cmd: vec![
             "sh".to_string(),
@@ -264,21 +297,35 @@ pub fn plan(input: &PlanInput<'_>) -> Result<RunPlan, Error> {
         ],
         env: env_list(&variables),
         hostname: "runner-cijob-project-0-concurrent-0".to_string(),
-        user: image.docker.user.clone(),
+        user: image.docker.user.clone().or_else(|| runner.user.clone()),
         platform: image.docker.platform.clone(),
-        privileged: cfg.privileged,
+        privileged,
     };
 
+    // Registry credentials: the variable wins over cijob's own environment. Its value is
+    // masked wherever cijob prints it (log, plan, recipe).
+    let docker_auth_config = lookup(&variables, AUTH_VARIABLE)
+        .map(str::to_owned)
+        .or_else(|| cfg.process_docker_auth_config.clone());
+    for v in variables.iter_mut().filter(|v| v.key == AUTH_VARIABLE) {
+        v.masked = true;
+    }
     let mut secrets: Vec<String> = variables
         .iter()
         .filter(|v| v.masked && !v.value.is_empty())
         .map(|v| v.value.clone())
         .collect();
+    if let Some(json) = &docker_auth_config {
+        secrets.push(json.clone());
+        secrets.extend(auth::secrets_in(json));
+    }
+    secrets.retain(|s| !s.is_empty());
     secrets.sort();
     secrets.dedup();
 
     let wait = cfg
         .wait_for_services_timeout
+        .or(runner.wait_for_services_timeout)
         .unwrap_or(DEFAULT_SERVICES_TIMEOUT);
     let services_timeout = match wait {
         w if w < 0 => None,
@@ -297,7 +344,29 @@ pub fn plan(input: &PlanInput<'_>) -> Result<RunPlan, Error> {
         (LABEL_KEEP.to_string(), cfg.keep.to_string()),
     ];
 
+    warnings.extend(runner.warning());
+    let project_slug = lookup(&variables, "CI_PROJECT_PATH_SLUG")
+        .unwrap_or("project")
+        .to_string();
+    let (cache_volumes, binds) = volumes(&runner, &project_slug);
+    let host = HostOptions {
+        extra_hosts: runner.extra_hosts.clone(),
+        dns: runner.dns.clone(),
+        cap_add: runner.cap_add.clone(),
+        cap_drop: runner.cap_drop.clone(),
+        security_opt: runner.security_opt.clone(),
+        shm_size: runner.shm_size,
+        network_mode: runner.network_mode.clone(),
+    };
+
     Ok(RunPlan {
+        auth: auth::Sources {
+            docker_auth_config,
+            config_file: cfg.docker_config_file.clone(),
+        },
+        cache_volumes,
+        binds,
+        host,
         run_id: input.run_id.to_string(),
         job_name: job.name.clone(),
         labels,
@@ -321,13 +390,72 @@ pub fn plan(input: &PlanInput<'_>) -> Result<RunPlan, Error> {
     })
 }
 
-/// The pull policies to try, in order: `--pull` beats the job's, which beat the default.
-fn policies(job: &[PullPolicy], cfg: &RunConfig) -> Vec<PullPolicy> {
-    match (cfg.pull, job.is_empty()) {
-        (Some(p), _) => vec![p],
-        (None, false) => job.to_vec(),
-        (None, true) => vec![DEFAULT_PULL_POLICY],
+/// The pull policies to try, in order: `--pull` beats the job's, which beat config.toml's
+/// `pull_policy`, which beats the default; then config.toml's `allowed_pull_policies`
+/// (or, unset, its `pull_policy`) restricts them like runner 18.0+.
+fn policies(job: &[PullPolicy], cfg: &RunConfig) -> Result<Vec<PullPolicy>, Error> {
+    let runner = cfg.runner.as_ref();
+    let runner_pull = runner.map(|r| r.pull_policy.clone()).unwrap_or_default();
+    let (requested, from) = match (cfg.pull, job.is_empty(), runner_pull.is_empty()) {
+        (Some(p), _, _) => (vec![p], "the command line (--pull)"),
+        (None, false, _) => (job.to_vec(), "GitLab pipeline config"),
+        (None, true, false) => (runner_pull.clone(), "Runner config"),
+        (None, true, true) => return Ok(vec![DEFAULT_PULL_POLICY]),
+    };
+    let allowed = match runner {
+        Some(r) if !r.allowed_pull_policies.is_empty() => r.allowed_pull_policies.clone(),
+        _ => runner_pull,
+    };
+    runner_config::effective_pull_policies(&requested, from, &allowed)
+        .map_err(|e| Error::Config(ConfigError::new(e)))
+}
+
+/// A config.toml service as a `.gitlab-ci.yml` one.
+fn config_service(s: &runner_config::ConfigService) -> Service {
+    Service {
+        name: s.name.clone(),
+        alias: s.alias.clone(),
+        entrypoint: s.entrypoint.clone(),
+        command: s.command.clone(),
+        variables: s
+            .environment
+            .iter()
+            .map(|(k, v)| Variable::new(k.clone(), v.clone()))
+            .collect(),
+        ..Default::default()
     }
+}
+
+/// config.toml `volumes`: named ones become per-project volumes that persist between runs
+/// (labelled so `cijob clean` finds them), `host:container[:mode]` ones are binds.
+#[allow(clippy::type_complexity)]
+fn volumes(
+    runner: &RunnerConfig,
+    project_slug: &str,
+) -> (Vec<(String, Vec<(String, String)>)>, Vec<String>) {
+    let mut named = Vec::new();
+    let mut binds = Vec::new();
+    for v in &runner.volumes {
+        match v {
+            Volume::Named { destination } => {
+                let name = format!(
+                    "cijob-{}-cache-{}",
+                    sanitize_name(project_slug),
+                    runner_config::stable_hash(destination)
+                );
+                let labels = vec![
+                    (LABEL_MANAGED.to_string(), "true".to_string()),
+                    (LABEL_TYPE.to_string(), "cache".to_string()),
+                    (LABEL_PROJECT.to_string(), project_slug.to_string()),
+                    (LABEL_DESTINATION.to_string(), destination.clone()),
+                ];
+                binds.push(format!("{name}:{destination}"));
+                named.push((name, labels));
+            }
+            Volume::Bind(spec) => binds.push(spec.clone()),
+        }
+    }
+    (named, binds)
 }
 
 /// Last definition of each key wins; first-seen order kept so the list reads naturally.

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use futures_util::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::auth::{self, Found, Sources};
 use crate::docker::Engine;
-use crate::error::Error;
+use crate::error::{ConfigError, Error};
 use crate::model::PullPolicy;
 use crate::ui::Ui;
 
@@ -17,6 +18,7 @@ pub async fn ensure_image(
     image: &str,
     policies: &[PullPolicy],
     platform: Option<&str>,
+    auth: &Sources,
 ) -> Result<String, Error> {
     let mut last_err = None;
     for (i, policy) in policies.iter().enumerate() {
@@ -27,7 +29,7 @@ pub async fn ensure_image(
                 policy.as_str()
             ));
         }
-        match attempt(engine, ui, image, *policy, platform).await {
+        match attempt(engine, ui, image, *policy, platform, auth).await {
             Ok(id) => {
                 ui.line(&format!("Using docker image {id} for {image} ..."));
                 return Ok(id);
@@ -52,6 +54,7 @@ async fn attempt(
     image: &str,
     policy: PullPolicy,
     platform: Option<&str>,
+    auth: &Sources,
 ) -> Result<String, Error> {
     let local = engine.image_id(image).await?;
     match (policy, local) {
@@ -64,8 +67,19 @@ async fn attempt(
             Ok(id)
         }
         _ => {
+            let found = auth
+                .resolve(image)
+                .map_err(|e| Error::Config(ConfigError::new(e)))?;
+            if let Some(f) = &found {
+                ui.line(&format!(
+                    "Authenticating with credentials from {}",
+                    f.source
+                ));
+            }
             ui.line(&format!("Pulling docker image {image} ..."));
-            pull_with_progress(engine, ui, image, platform).await?;
+            pull_with_progress(engine, ui, image, platform, found.as_ref())
+                .await
+                .map_err(|e| with_auth_hint(e, image, found.as_ref()))?;
             engine
                 .image_id(image)
                 .await?
@@ -79,6 +93,7 @@ async fn pull_with_progress(
     ui: &Ui,
     image: &str,
     platform: Option<&str>,
+    found: Option<&Found>,
 ) -> Result<(), Error> {
     let interactive = console::Term::stderr().is_term();
     let multi = MultiProgress::with_draw_target(if interactive {
@@ -92,7 +107,7 @@ async fn pull_with_progress(
             .progress_chars("=> ");
     let mut bars: HashMap<String, ProgressBar> = HashMap::new();
     let mut last_status: HashMap<String, String> = HashMap::new();
-    let mut stream = Box::pin(engine.pull(image, platform));
+    let mut stream = Box::pin(engine.pull(image, platform, found.map(|f| &f.credentials)));
     while let Some(event) = stream.next().await {
         let event = event?;
         if event.layer.is_empty() || event.layer == "latest" {
@@ -127,4 +142,34 @@ async fn pull_with_progress(
     }
     let _ = multi.clear();
     Ok(())
+}
+
+/// A pull failure is the registry's or the image's problem, not the daemon's; when the
+/// registry refused, say which credentials were (or were not) used.
+fn with_auth_hint(e: Error, image: &str, found: Option<&Found>) -> Error {
+    let Error::Docker(msg) = e else { return e };
+    let lower = msg.to_ascii_lowercase();
+    let refused = [
+        "unauthorized",
+        "no basic auth credentials",
+        "authentication required",
+        "denied",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
+    if !refused {
+        return Error::Pull(msg);
+    }
+    let registry = auth::candidate_paths(image).pop().unwrap_or_default();
+    let hint = match found {
+        Some(f) => format!(
+            "hint: {registry} refused the credentials of user \"{}\" from {}",
+            f.credentials.username.as_deref().unwrap_or("<token>"),
+            f.source
+        ),
+        None => format!(
+            "hint: no registry credentials matched {registry}; set DOCKER_AUTH_CONFIG (a CI/CD variable, --var, the environment or config.toml `environment`) or log in with `docker login {registry}`"
+        ),
+    };
+    Error::Pull(format!("{msg}\n{hint}"))
 }

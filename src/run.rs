@@ -90,13 +90,25 @@ async fn job(
     if let Some(net) = &plan.network {
         engine.create_network(net, &plan.labels).await?;
     }
-    let binds = vec![format!("{}:/builds", plan.volume)];
+    for (name, labels) in &plan.cache_volumes {
+        engine.create_volume(name, labels).await?;
+    }
+    let mut binds = vec![format!("{}:/builds", plan.volume)];
+    binds.extend(plan.binds.iter().cloned());
 
     // Services: pulled and started one after another, checked in parallel.
     let mut started: Vec<(&ServicePlan, String)> = Vec::new();
     for svc in &plan.services {
         ui.line(&format!("Starting service {}...", svc.display));
-        ensure_image(engine, ui, &svc.image, &svc.pull, svc.platform.as_deref()).await?;
+        ensure_image(
+            engine,
+            ui,
+            &svc.image,
+            &svc.pull,
+            svc.platform.as_deref(),
+            &plan.auth,
+        )
+        .await?;
         let spec = ContainerSpec {
             name: svc.container.clone(),
             image: svc.image.clone(),
@@ -109,6 +121,7 @@ async fn job(
             privileged: svc.privileged,
             binds: binds.clone(),
             network: plan.network.clone().map(|n| (n, svc.aliases.clone())),
+            host: plan.host.clone(),
             ..Default::default()
         };
         let id = engine.create_container(&spec).await?;
@@ -158,6 +171,7 @@ async fn job(
         &plan.build.image,
         &plan.build.pull,
         plan.build.platform.as_deref(),
+        &plan.auth,
     )
     .await?;
     let spec = ContainerSpec {
@@ -178,6 +192,7 @@ async fn job(
             .map(|n| (n, vec!["build".to_string(), plan.build.container.clone()])),
         extra_hosts,
         stdin: true,
+        host: plan.host.clone(),
     };
     let build = engine.create_container(&spec).await?;
 
