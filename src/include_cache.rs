@@ -41,7 +41,13 @@ impl Cache {
             .next()
             .unwrap_or("")
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .take(40)
             .collect();
         self.dir.join(format!("{:016x}-{tail}.cache", fnv64(url)))

@@ -159,8 +159,12 @@ fn replace(s: &str, inputs: &Mapping) -> Result<Value, String> {
         if functions.len() > 3 {
             return Err("too many functions in interpolation block".into());
         }
-        let value = lookup(inputs, key)
-            .ok_or_else(|| format!("unknown interpolation key: `{}`", key.trim_start_matches("inputs.")))?;
+        let value = lookup(inputs, key).ok_or_else(|| {
+            format!(
+                "unknown interpolation key: `{}`",
+                key.trim_start_matches("inputs.")
+            )
+        })?;
         let value = &apply_functions(value.clone(), &functions)?;
         if start == 0 && end + 2 == rest.len() && out.is_empty() {
             whole = Some(value.clone());
@@ -187,7 +191,10 @@ fn lookup<'a>(contexts: &'a Mapping, key: &str) -> Option<&'a Value> {
 fn apply_functions(mut value: Value, functions: &[&str]) -> Result<Value, String> {
     for f in functions {
         let text = show(&value);
-        value = if let Some(args) = f.strip_prefix("truncate(").and_then(|a| a.strip_suffix(')')) {
+        value = if let Some(args) = f
+            .strip_prefix("truncate(")
+            .and_then(|a| a.strip_suffix(')'))
+        {
             let nums: Vec<usize> = args
                 .split(',')
                 .map(|n| n.trim().parse::<usize>())
@@ -287,8 +294,14 @@ mod validation_tests {
             run("{x: {}}", "{y: 1}").unwrap_err(),
             "unknown input name provided: `y`"
         );
-        assert_eq!(run("{x: {regex: '^v\\d+$'}}", "{x: v1}").unwrap(), Value::from("v1"));
-        assert_eq!(run("{x: {type: number, default: 3}}", "{}").unwrap(), Value::from(3));
+        assert_eq!(
+            run("{x: {regex: '^v\\d+$'}}", "{x: v1}").unwrap(),
+            Value::from("v1")
+        );
+        assert_eq!(
+            run("{x: {type: number, default: 3}}", "{}").unwrap(),
+            Value::from(3)
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use crate::discover::ConfigLocation;
 use crate::error::ConfigError;
 use crate::extends;
+pub use crate::include::LoadOptions;
 use crate::include::{self, Merged};
 use crate::job_model;
 use crate::model::{Location, Pipeline, Variable};
@@ -65,10 +66,85 @@ pub fn is_job_key(key: &str) -> bool {
     !RESERVED_KEYS.contains(&key)
 }
 
-/// Load and fully resolve the pipeline (include, default, extends, !reference, parallel).
+/// Load and fully resolve the pipeline (include, default, extends, !reference, parallel),
+/// fetching non-local includes with default options.
 pub fn load(location: &ConfigLocation) -> Result<Pipeline, ConfigError> {
-    let merged = include::load(&location.project_root, &location.file)?;
-    resolve(&location.file, merged)
+    load_with(location, &LoadOptions::default()).map(|l| l.pipeline)
+}
+
+/// A loaded pipeline and what the user should be told about it.
+#[derive(Debug)]
+pub struct Loaded {
+    pub pipeline: Pipeline,
+    /// Cache fallbacks, skipped includes, dropped jobs (no `warning:` prefix).
+    pub warnings: Vec<String>,
+}
+
+/// Load with explicit include options (server, token, cache, offline behaviour).
+pub fn load_with(location: &ConfigLocation, options: &LoadOptions) -> Result<Loaded, ConfigError> {
+    let mut merged = include::load_with(&location.project_root, &location.file, options)?;
+    let mut warnings = std::mem::take(&mut merged.warnings);
+    if !merged.missing.is_empty() {
+        for (name, target) in prune_dangling(&mut merged.config) {
+            warnings.push(format!(
+                "job \"{name}\" is left out: it uses \"{target}\", which is not defined \
+                 (it probably comes from a skipped include)"
+            ));
+        }
+    }
+    let pipeline = resolve(&location.file, merged)?;
+    Ok(Loaded { pipeline, warnings })
+}
+
+/// Remove jobs (hidden ones too) that `extends` or `!reference` a key that does not exist,
+/// repeatedly, since removing one can strand another. Returns (job, missing target).
+fn prune_dangling(config: &mut Mapping) -> Vec<(String, String)> {
+    let mut removed = Vec::new();
+    loop {
+        let found = config.iter().find_map(|(k, v)| {
+            let name = k.as_str()?;
+            if !is_job_key(name) {
+                return None;
+            }
+            dangling_target(config, v).map(|t| (name.to_owned(), t))
+        });
+        match found {
+            Some((name, target)) => {
+                config.shift_remove(name.as_str());
+                removed.push((name, target));
+            }
+            None => return removed,
+        }
+    }
+}
+
+/// The first `extends` or `!reference` target of `job` that `config` lacks.
+fn dangling_target(config: &Mapping, job: &Value) -> Option<String> {
+    let exists = |name: &str| config.contains_key(name);
+    if let Some(ext) = job.get("extends") {
+        let names: Vec<String> = match ext {
+            Value::Sequence(s) => s.iter().filter_map(yaml::scalar_string).collect(),
+            other => yaml::scalar_string(other).into_iter().collect(),
+        };
+        if let Some(missing) = names.into_iter().find(|n| !exists(n)) {
+            return Some(missing);
+        }
+    }
+    fn walk(v: &Value, exists: &dyn Fn(&str) -> bool, depth: usize) -> Option<String> {
+        if depth > 64 {
+            return None;
+        }
+        if let Some(Value::Sequence(path)) = yaml::as_reference(v) {
+            let first = path.first().and_then(yaml::scalar_string)?;
+            return (!exists(&first)).then_some(first);
+        }
+        match v {
+            Value::Sequence(s) => s.iter().find_map(|x| walk(x, exists, depth + 1)),
+            Value::Mapping(m) => m.values().find_map(|x| walk(x, exists, depth + 1)),
+            _ => None,
+        }
+    }
+    walk(job, &exists, 0)
 }
 
 /// Resolve an already include-merged configuration.
@@ -521,17 +597,59 @@ mod tests {
     }
 
     #[test]
-    fn offline_include_is_one_clear_error() {
-        let e = load_text(
-            "include:\n  - project: group/proj\n    file: /ci.yml\n  - remote: https://x/y.yml\n",
+    fn unreachable_include_is_one_clear_error_or_skipped_with_its_jobs() {
+        struct Down;
+        impl crate::fetch::Fetcher for Down {
+            fn get(
+                &self,
+                _: &str,
+                _: &[(&str, &str)],
+            ) -> Result<crate::fetch::Response, crate::fetch::FetchError> {
+                Err(crate::fetch::FetchError::Unreachable(
+                    "connection refused".into(),
+                ))
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(".gitlab-ci.yml"),
+            "include:\n  - project: group/proj\n    file: /ci.yml\n\
+             a: {extends: .from-include}\nb: {extends: a}\nc: {script: x}\n\
+             d: {script: [!reference [.from-include, script]]}\n",
         )
-        .unwrap_err();
-        assert_eq!(
-            e.message,
-            "include of project \"group/proj: /ci.yml\" cannot be resolved offline \
-             (project includes are not supported yet)"
+        .unwrap();
+        let location = ConfigLocation {
+            file: dir.path().join(".gitlab-ci.yml"),
+            project_root: dir.path().to_path_buf(),
+        };
+        let mut options = LoadOptions {
+            gitlab_url: Some("http://127.0.0.1:9".into()),
+            cache_dir: Some(dir.path().join("cache")),
+            fetcher: Some(std::sync::Arc::new(Down)),
+            ..LoadOptions::default()
+        };
+        let e = load_with(&location, &options).unwrap_err();
+        assert!(
+            e.message.starts_with(
+                "project include \"group/proj\" file \"ci.yml\" (ref HEAD) cannot be fetched: connection refused"
+            ),
+            "{e}"
         );
-        assert_eq!(e.line, Some(1));
+        assert_eq!(e.line, Some(2));
+        options.allow_missing = true;
+        let loaded = load_with(&location, &options).unwrap();
+        assert_eq!(names(&loaded.pipeline), ["c"]);
+        let w = loaded.warnings.join("\n");
+        assert!(
+            w.contains("skipping include of project \"group/proj\""),
+            "{w}"
+        );
+        assert!(
+            w.contains("job \"a\" is left out: it uses \".from-include\""),
+            "{w}"
+        );
+        assert!(w.contains("job \"b\" is left out: it uses \"a\""), "{w}");
+        assert!(w.contains("job \"d\" is left out"), "{w}");
     }
 
     #[test]
