@@ -85,33 +85,46 @@ pub fn load_with(location: &ConfigLocation, options: &LoadOptions) -> Result<Loa
     let mut merged = include::load_with(&location.project_root, &location.file, options)?;
     let mut warnings = std::mem::take(&mut merged.warnings);
     if !merged.missing.is_empty() {
-        for (name, target) in prune_dangling(&mut merged.config) {
+        for (what, target) in prune_dangling(&mut merged.config) {
             warnings.push(format!(
-                "job \"{name}\" is left out: it uses \"{target}\", which is not defined \
+                "{what} is left out: it uses \"{target}\", which is not defined \
                  (it probably comes from a skipped include)"
             ));
         }
     }
-    let pipeline = resolve(&location.file, merged)?;
+    let lenient = !merged.missing.is_empty();
+    let pipeline = resolve_inner(&location.file, merged, lenient.then_some(&mut warnings))?;
     Ok(Loaded { pipeline, warnings })
 }
 
-/// Remove jobs (hidden ones too) that `extends` or `!reference` a key that does not exist,
-/// repeatedly, since removing one can strand another. Returns (job, missing target).
+/// Remove jobs (hidden ones too) that `extends` or `!reference` something that does not
+/// exist, repeatedly, since removing one can strand another; and drop entries of `default:`,
+/// `workflow:`... that reference something missing. Returns (what, missing target).
 fn prune_dangling(config: &mut Mapping) -> Vec<(String, String)> {
     let mut removed = Vec::new();
     loop {
         let found = config.iter().find_map(|(k, v)| {
             let name = k.as_str()?;
-            if !is_job_key(name) {
-                return None;
+            if is_job_key(name) {
+                return dangling_target(config, v).map(|t| (name.to_owned(), None, t));
             }
-            dangling_target(config, v).map(|t| (name.to_owned(), t))
+            // A reserved key: find the one entry inside it to drop.
+            v.as_mapping()?.iter().find_map(|(ck, cv)| {
+                let child = ck.as_str()?;
+                dangling_reference(config, cv, 0)
+                    .map(|t| (name.to_owned(), Some(child.to_owned()), t))
+            })
         });
         match found {
-            Some((name, target)) => {
+            Some((name, None, target)) => {
                 config.shift_remove(name.as_str());
-                removed.push((name, target));
+                removed.push((format!("job \"{name}\""), target));
+            }
+            Some((name, Some(child), target)) => {
+                if let Some(Value::Mapping(m)) = config.get_mut(name.as_str()) {
+                    m.shift_remove(child.as_str());
+                }
+                removed.push((format!("`{name}:{child}`"), target));
             }
             None => return removed,
         }
@@ -120,35 +133,71 @@ fn prune_dangling(config: &mut Mapping) -> Vec<(String, String)> {
 
 /// The first `extends` or `!reference` target of `job` that `config` lacks.
 fn dangling_target(config: &Mapping, job: &Value) -> Option<String> {
-    let exists = |name: &str| config.contains_key(name);
     if let Some(ext) = job.get("extends") {
         let names: Vec<String> = match ext {
             Value::Sequence(s) => s.iter().filter_map(yaml::scalar_string).collect(),
             other => yaml::scalar_string(other).into_iter().collect(),
         };
-        if let Some(missing) = names.into_iter().find(|n| !exists(n)) {
+        if let Some(missing) = names.into_iter().find(|n| !config.contains_key(n.as_str())) {
             return Some(missing);
         }
     }
-    fn walk(v: &Value, exists: &dyn Fn(&str) -> bool, depth: usize) -> Option<String> {
-        if depth > 64 {
-            return None;
+    dangling_reference(config, job, 0)
+}
+
+/// The first `!reference` inside `value` whose path cannot be followed in `config`.
+fn dangling_reference(config: &Mapping, value: &Value, depth: usize) -> Option<String> {
+    if depth > 64 {
+        return None;
+    }
+    if let Some(Value::Sequence(path)) = yaml::as_reference(value) {
+        let path: Vec<String> = path.iter().filter_map(yaml::scalar_string).collect();
+        return (!reference_may_exist(config, &path)).then(|| path.join(", "));
+    }
+    match value {
+        Value::Sequence(s) => s
+            .iter()
+            .find_map(|x| dangling_reference(config, x, depth + 1)),
+        Value::Mapping(m) => m
+            .values()
+            .find_map(|x| dangling_reference(config, x, depth + 1)),
+        _ => None,
+    }
+}
+
+/// Whether a `!reference` path can resolve. A step through something that `extends` or is
+/// itself a reference cannot be judged before resolution, so it counts as resolvable.
+fn reference_may_exist(config: &Mapping, path: &[String]) -> bool {
+    let Some((first, rest)) = path.split_first() else {
+        return true;
+    };
+    let Some(mut cur) = config.get(first.as_str()) else {
+        return false;
+    };
+    for step in rest {
+        if yaml::as_reference(cur).is_some() || cur.get("extends").is_some() {
+            return true;
         }
-        if let Some(Value::Sequence(path)) = yaml::as_reference(v) {
-            let first = path.first().and_then(yaml::scalar_string)?;
-            return (!exists(&first)).then_some(first);
-        }
-        match v {
-            Value::Sequence(s) => s.iter().find_map(|x| walk(x, exists, depth + 1)),
-            Value::Mapping(m) => m.values().find_map(|x| walk(x, exists, depth + 1)),
-            _ => None,
+        match cur.get(step.as_str()) {
+            Some(next) => cur = next,
+            None => return false,
         }
     }
-    walk(job, &exists, 0)
+    true
 }
 
 /// Resolve an already include-merged configuration.
 pub fn resolve(file: &std::path::Path, merged: Merged) -> Result<Pipeline, ConfigError> {
+    resolve_inner(file, merged, None)
+}
+
+/// With `lenient` (includes were skipped), a job that does not validate is left out with a
+/// warning instead of failing the whole pipeline.
+fn resolve_inner(
+    file: &std::path::Path,
+    merged: Merged,
+    mut lenient: Option<&mut Vec<String>>,
+) -> Result<Pipeline, ConfigError> {
     let at = |e: crate::key_error::KeyError| merged.error_at(&e.key, e.message);
     for key in merged.config.keys() {
         if !matches!(key, Value::String(_)) {
@@ -217,16 +266,27 @@ pub fn resolve(file: &std::path::Path, merged: Merged) -> Result<Pipeline, Confi
         let location = merged
             .key_location(name)
             .and_then(|(file, line)| line.map(|line| Location { file, line }));
-        let built = job_model::build(name, job, &inherited, location).map_err(&job_err)?;
-        if let Some(j) = built.first() {
-            if !stages.contains(&j.stage) {
-                return Err(job_err(format!(
+        let built = job_model::build(name, job, &inherited, location)
+            .map_err(&job_err)
+            .and_then(|built| match built.first() {
+                Some(j) if !stages.contains(&j.stage) => Err(job_err(format!(
                     "job \"{name}\": chosen stage \"{}\" does not exist; available stages are {}",
                     j.stage,
                     stages.join(", ")
-                )));
+                ))),
+                _ => Ok(built),
+            });
+        let built = match (built, lenient.as_deref_mut()) {
+            (Ok(b), _) => b,
+            (Err(e), Some(warnings)) => {
+                warnings.push(format!(
+                    "{}; the job is left out (it may need something from a skipped include)",
+                    e.message
+                ));
+                continue;
             }
-        }
+            (Err(e), None) => return Err(e),
+        };
         jobs.extend(built);
     }
     // stable: definition order within a stage
