@@ -646,7 +646,19 @@ impl Ctx<'_> {
                 let mut out = Vec::new();
                 for file in files {
                     let file = self.expand(file);
-                    out.push((self.project_file(&project, &file, &reference)?, none()));
+                    match self.project_file(&project, &file, &reference) {
+                        Ok(src) => out.push((src, none())),
+                        // One unavailable file of a list must not hide the others.
+                        Err(Failure::Unavailable(m))
+                            if self.options.allow_missing && files.len() > 1 =>
+                        {
+                            self.warnings
+                                .push(format!("skipping one file of an include: {m}"));
+                            self.missing
+                                .push(format!("project \"{project}\" file \"{file}\""));
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
                 Ok(out)
             }
@@ -709,6 +721,41 @@ impl Ctx<'_> {
             return Err(Failure::Invalid(format!(
                 "component \"{spec}\" is invalid (unknown variable or empty name/version)"
             )));
+        }
+        // The project's own component at the checked-out commit is the working tree's copy.
+        let own = |k: &str| self.vars.get(k).map(String::as_str);
+        if own("CI_PROJECT_PATH") == Some(project) && own("CI_COMMIT_SHA") == Some(version) {
+            for file in [
+                format!("templates/{name}.yml"),
+                format!("templates/{name}/template.yml"),
+            ] {
+                let path = self.root.join(&file);
+                if path.is_file() {
+                    let display = self.display(&path);
+                    let text =
+                        read_local(&path, &display).map_err(|e| Failure::Invalid(e.to_string()))?;
+                    let mut component = Mapping::new();
+                    for (k, v) in [
+                        ("name", name),
+                        ("version", version),
+                        ("reference", version),
+                        ("sha", version),
+                    ] {
+                        component.insert(k.into(), v.into());
+                    }
+                    let mut contexts = Mapping::new();
+                    contexts.insert("component".into(), Value::Mapping(component));
+                    return Ok(vec![(
+                        Source {
+                            key: path.display().to_string(),
+                            display,
+                            text,
+                            origin: Origin::Local,
+                        },
+                        contexts,
+                    )]);
+                }
+            }
         }
         // Without a configured instance, the component's own host is the instance.
         let server = match &self.options.gitlab_url {

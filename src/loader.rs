@@ -265,7 +265,11 @@ fn resolve_inner(
         }
         let location = merged
             .key_location(name)
-            .and_then(|(file, line)| line.map(|line| Location { file, line }));
+            // A key made by interpolation (`$[[ inputs.name ]]:`) is not in the text as is.
+            .map(|(file, line)| Location {
+                file,
+                line: line.unwrap_or(1),
+            });
         let built = job_model::build(name, job, &inherited, location)
             .map_err(&job_err)
             .and_then(|built| match built.first() {
