@@ -31,7 +31,9 @@ fn location(dir: &Path, file: &str) -> ConfigLocation {
 struct NoNetwork;
 impl Fetcher for NoNetwork {
     fn get(&self, url: &str, _: &[(&str, &str)]) -> Result<Response, FetchError> {
-        Err(FetchError::Unreachable(format!("tests do not use the network ({url})")))
+        Err(FetchError::Unreachable(format!(
+            "tests do not use the network ({url})"
+        )))
     }
 }
 
@@ -108,7 +110,8 @@ fn standin_server() -> FakeGitlab {
         {
             Some(root.join("templates").join(percent_decode(t)))
         } else {
-            path.strip_prefix("/remote/").map(|r| root.join("remote").join(r))
+            path.strip_prefix("/remote/")
+                .map(|r| root.join("remote").join(r))
         };
         match file.and_then(|f| std::fs::read_to_string(f).ok()) {
             Some(body) => Reply::ok(body),
@@ -182,7 +185,11 @@ fn real_world_projects_load_with_standins_and_degrade_without_them() {
             Err(e) => failures.push(format!("{name}: {e}")),
         }
     }
-    assert!(failures.is_empty(), "with stand-ins:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "with stand-ins:\n{}",
+        failures.join("\n")
+    );
     // Projects whose only jobs come from includes gain them.
     for (dir, jobs) in &full {
         let name = dir.file_name().unwrap().to_string_lossy();
@@ -530,4 +537,142 @@ fn expected_previews_match() {
         compared += 1;
     }
     assert_eq!(compared, cases.len());
+}
+
+/// The `include-inputs` error cases give GitLab's messages.
+#[test]
+fn include_inputs_errors_match_gitlab() {
+    let root = corpus("gitlab-ci-local-cases/include-inputs/input-templates");
+    let cases: &[(&str, &str)] = &[
+        ("required-inputs", "input: required value has not been provided"),
+        ("unknown-interpolation-key-1", "unknown interpolation key: `foo`"),
+        ("unknown-interpolation-key-2", "unknown interpolation key: `foo`"),
+        ("type-validation/array", "input: provided value is not a array"),
+        ("type-validation/boolean", "input: provided value is not a boolean"),
+        ("type-validation/number", "input: provided value is not a number"),
+        ("type-validation/string", "input: provided value is not a string"),
+        (
+            "type-validation/unsupported",
+            "header:spec:inputs:unsupported_type_input input type unknown value: foo",
+        ),
+        (
+            "options-validation",
+            "`options_input` input: `fizz` cannot be used because it is not in the list of allowed options",
+        ),
+        (
+            "options-array2-validation",
+            "`options_input` input: `fizz` cannot be used because it is not in the list of allowed options",
+        ),
+        (
+            "regex-validation",
+            "`version` input: `invalid-version` does not match required regex: ^v\\d+\\.\\d+\\.\\d+$",
+        ),
+        (
+            "regex-validation-invalid-pattern",
+            "regex `^[unclosed` is not a valid regular expression",
+        ),
+        (
+            "too-many-functions-in-interpolation-block",
+            "too many functions in interpolation block",
+        ),
+    ];
+    for (case, want) in cases {
+        match load(&location(&root.join(case), ".gitlab-ci.yml")) {
+            Ok(_) => panic!("{case} loaded but must be rejected"),
+            Err(e) => assert!(e.message.contains(want), "{case}: {e}"),
+        }
+    }
+    for case in [
+        "options-array1-validation",
+        "regex-validation-pass",
+        "interpolation-value-escapes",
+    ] {
+        load(&location(&root.join(case), ".gitlab-ci.yml"))
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
+    }
+    let p = load(&location(&root.join("types/boolean"), ".gitlab-ci-1.yml")).unwrap();
+    assert_eq!(p.jobs[0].script, ["echo true"]);
+    let p = load(&location(&root.join("types/boolean"), ".gitlab-ci-2.yml")).unwrap();
+    assert_eq!(p.jobs[0].script, ["echo false"]);
+}
+
+/// `include-remote` and `include-template` with their mock bodies served by the fake
+/// instance; `include-rules` with gitlab-ci-local's variables; `component-local`.
+#[test]
+fn non_local_include_cases_with_their_mocks() {
+    let cases = corpus("gitlab-ci-local-cases");
+    let read = |p: &str| std::fs::read_to_string(cases.join(p)).unwrap();
+    let server = FakeGitlab::with_routes(vec![
+        (
+            "/remote/gitlab.com/firecow/gitlab-ci-local-includes/-/raw/master/.gitlab-http.yml"
+                .into(),
+            Reply::ok(read("include-remote/remote-mock.yml")),
+        ),
+        (
+            "/remote/gitlab.com/firecow/gitlab-ci-local-includes/-/raw/master/.gitlab-http1.yml"
+                .into(),
+            Reply::ok(read("include-remote/remote-mock1.yml")),
+        ),
+        (
+            "/gitlab-org/gitlab/-/raw/master/lib/gitlab/ci/templates/Workflows/MergeRequest-Pipelines.gitlab-ci.yml".into(),
+            Reply::ok(read("include-template/remote-mock.yml")),
+        ),
+    ]);
+    let cache = tempfile::tempdir().unwrap();
+    let options = |vars: &[(&str, &str)]| LoadOptions {
+        gitlab_url: Some(server.url()),
+        cache_dir: Some(cache.path().to_path_buf()),
+        fetcher: Some(Arc::new(Rewrite {
+            server: server.url(),
+            inner: HttpFetcher::default(),
+        })),
+        variables: vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..LoadOptions::default()
+    };
+    let run = |case: &str, vars: &[(&str, &str)]| {
+        load_with(
+            &location(&cases.join(case), ".gitlab-ci.yml"),
+            &options(vars),
+        )
+        .unwrap_or_else(|e| panic!("{case}: {e}"))
+        .pipeline
+    };
+    let p = run("include-remote", &[]);
+    let script = |p: &Pipeline, j: &str| p.job(j).unwrap().script.join("\n");
+    assert_eq!(script(&p, "test-job"), "echo \"Test something\"");
+    assert_eq!(script(&p, "build-job"), "echo \"Build something\"");
+
+    let p = run("include-template", &[]);
+    assert_eq!(script(&p, "test-job"), "echo \"Test something\"");
+
+    let p = run(
+        "include-rules",
+        &[("GITLAB_CI", "false"), ("CI_COMMIT_TAG", "1.0.0")],
+    );
+    let all: Vec<String> = p.jobs.iter().map(|j| j.script.join("\n")).collect();
+    let all = all.join("\n");
+    assert!(all.contains("This should appear\""), "{all}");
+    assert!(all.contains("because of CI_COMMIT_TAG"), "{all}");
+    assert!(!all.contains("should not appear"), "{all}");
+    // without the tag, that include is not taken
+    let p = run("include-rules", &[("GITLAB_CI", "false")]);
+    assert!(!p
+        .jobs
+        .iter()
+        .any(|j| j.script.join(" ").contains("CI_COMMIT_TAG")));
+
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let p = run(
+        "include-component/component-local",
+        &[("CI_PROJECT_PATH", "me/proj"), ("CI_COMMIT_SHA", sha)],
+    );
+    let job = p.job("component-job").unwrap();
+    assert_eq!(job.stage, "my-stage");
+    assert_eq!(
+        job.script[0],
+        format!("echo job 1 from my-component ({sha}/{sha}).")
+    );
 }
