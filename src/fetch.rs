@@ -45,6 +45,9 @@ pub trait Fetcher: Send + Sync {
 /// The real client: ureq with rustls, bounded timeouts and body size.
 pub struct HttpFetcher {
     agent: ureq::Agent,
+    /// For requests carrying a token: a redirect would forward the token header to
+    /// wherever it points, so none is followed.
+    no_redirects: ureq::Agent,
 }
 
 impl Default for HttpFetcher {
@@ -55,23 +58,32 @@ impl Default for HttpFetcher {
 
 impl HttpFetcher {
     pub fn new(connect: Duration, total: Duration) -> Self {
-        let config = ureq::Agent::config_builder()
-            .timeout_connect(Some(connect))
-            .timeout_global(Some(total))
-            // statuses are reported to the caller, which words the error
-            .http_status_as_error(false)
-            .max_redirects(5)
-            .user_agent(concat!("cijob/", env!("CARGO_PKG_VERSION")))
-            .build();
+        let agent = |redirects: u32| {
+            let config = ureq::Agent::config_builder()
+                .timeout_connect(Some(connect))
+                .timeout_global(Some(total))
+                // statuses are reported to the caller, which words the error
+                .http_status_as_error(false)
+                .max_redirects(redirects)
+                .user_agent(concat!("cijob/", env!("CARGO_PKG_VERSION")))
+                .build();
+            ureq::Agent::new_with_config(config)
+        };
         HttpFetcher {
-            agent: ureq::Agent::new_with_config(config),
+            agent: agent(5),
+            no_redirects: agent(0),
         }
     }
 }
 
 impl Fetcher for HttpFetcher {
     fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Response, FetchError> {
-        let mut req = self.agent.get(url);
+        let agent = if headers.is_empty() {
+            &self.agent
+        } else {
+            &self.no_redirects
+        };
+        let mut req = agent.get(url);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }

@@ -884,7 +884,10 @@ impl Ctx<'_> {
     fn fetch(&mut self, url: &str, auth: bool, what: &str) -> Result<Got, Failure> {
         let mut headers: Vec<(&str, &str)> = Vec::new();
         let token = self.options.token.clone();
-        if auth {
+        // The token belongs to the configured instance: never send it anywhere else (a
+        // component on another host, when no instance is configured).
+        let own_server = url.starts_with(&format!("{}/", self.options.server()));
+        if auth && own_server {
             if let Some(t) = &token {
                 headers.push(t.header());
             }
