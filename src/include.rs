@@ -828,12 +828,15 @@ impl Ctx<'_> {
             fetch::encode(project)
         );
         let what = format!("component \"{spec}\" (releases of {project})");
-        let body = self.fetch_ok(&url, true, &what)?;
-        let releases: Vec<serde_json::Value> = serde_json::from_str(&body).map_err(|_| {
-            Failure::Unavailable(format!(
-                "{what}: the releases API did not answer a JSON list"
-            ))
-        })?;
+        let releases: Vec<serde_json::Value> = match self.fetch(&url, true, &what)? {
+            Got::Body(body) => serde_json::from_str(&body).map_err(|_| {
+                Failure::Unavailable(format!(
+                    "{what}: the releases API did not answer a JSON list"
+                ))
+            })?,
+            // No releases to choose from: the version may still be a tag (`@1`).
+            Got::Status(_) => vec![],
+        };
         let prefix: Vec<u64> = if partial {
             version.split('.').filter_map(|p| p.parse().ok()).collect()
         } else {
@@ -846,6 +849,8 @@ impl Ctx<'_> {
             .filter(|(v, _)| v.starts_with(&prefix))
             .max()
             .map(|(_, tag)| tag.to_owned())
+            // A tag named like a partial version (`1`) is a ref of its own, as GitLab allows.
+            .or_else(|| partial.then(|| version.to_owned()))
             .ok_or_else(|| {
                 Failure::Unavailable(format!("{what}: no release matches version `{version}`"))
             })

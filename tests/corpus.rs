@@ -676,3 +676,69 @@ fn non_local_include_cases_with_their_mocks() {
         format!("echo job 1 from my-component ({sha}/{sha}).")
     );
 }
+
+/// The `include-component` cases that need gitlab.com, against stand-ins for its components
+/// (`@0.3.1`, `@0.3`, `@0`, `@~latest`, a tag named `1`), compared with the expected previews.
+#[test]
+fn component_cases_against_standins() {
+    let root = corpus("gitlab-ci-local-cases");
+    let server = standin_server();
+    let cache = tempfile::tempdir().unwrap();
+    let options = LoadOptions {
+        gitlab_url: Some(server.url()),
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..LoadOptions::default()
+    };
+    let cases: &[(&str, Option<&str>)] = &[
+        ("component", Some("component")),
+        ("component-minor-semver", Some("component-minor-semver")),
+        ("component-major-semver", Some("component-minor-semver")),
+        ("component-latest-semver", None),
+        ("component-non-semver-tag", Some("component-non-semver-tag")),
+    ];
+    for (case, preview) in cases {
+        let dir = root.join("include-component").join(case);
+        let p = load_with(&location(&dir, ".gitlab-ci.yml"), &options)
+            .unwrap_or_else(|e| panic!("{case}: {e}"))
+            .pipeline;
+        let Some(preview) = preview else {
+            assert_eq!(
+                p.jobs.iter().map(|j| j.name.as_str()).collect::<Vec<_>>(),
+                ["format-latest", "build-latest", "test-latest"],
+                "{case}"
+            );
+            continue;
+        };
+        let path = root
+            .join("_expected-preview/include-component")
+            .join(preview)
+            .join("gitlab-ci.preview.yml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let expected = yaml::parse_ci(&text, &path).unwrap().config;
+        let expected = expected.as_mapping().unwrap();
+        let mut want_jobs = Vec::new();
+        for (k, want) in expected {
+            let name = k.as_str().unwrap();
+            if name == "stages" {
+                continue;
+            }
+            want_jobs.push(name);
+            let job = p.job(name).unwrap_or_else(|| panic!("{case}: no {name}"));
+            let script = cijob::job_model::script_lines(&want["script"]).unwrap();
+            assert_eq!(job.script, script, "{case}: {name}");
+            let stage = want.get("stage").and_then(Value::as_str).unwrap_or("test");
+            assert_eq!(job.stage, stage, "{case}: {name}");
+            let image = want
+                .get("image")
+                .and_then(|i| i.get("name"))
+                .and_then(Value::as_str);
+            assert_eq!(
+                job.image.as_ref().map(|i| i.name.as_str()),
+                image,
+                "{case}: {name}"
+            );
+        }
+        let ours: Vec<&str> = p.jobs.iter().map(|j| j.name.as_str()).collect();
+        assert_eq!(ours, want_jobs, "{case}");
+    }
+}
