@@ -18,7 +18,7 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<(), Error> {
         .map_err(|e| Error::Usage(format!("cannot read the current directory: {e}")))?;
     match &cli.command {
         Command::List { json } => {
-            let (_, pipeline) = load(&cli, &cwd)?;
+            let (_, pipeline) = load(&cli, &cwd, ui)?;
             let text = if *json {
                 listing::json(&pipeline)
             } else {
@@ -28,7 +28,7 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<(), Error> {
             Ok(())
         }
         Command::Show { job } => {
-            let (_, pipeline) = load(&cli, &cwd)?;
+            let (_, pipeline) = load(&cli, &cwd, ui)?;
             print(&listing::show(find_job(&pipeline, job)?));
             Ok(())
         }
@@ -52,10 +52,47 @@ fn print(text: &str) {
     }
 }
 
-fn load(cli: &Cli, cwd: &Path) -> Result<(ConfigLocation, Pipeline), Error> {
+fn load(cli: &Cli, cwd: &Path, ui: &Ui) -> Result<(ConfigLocation, Pipeline), Error> {
     let location = discover::discover(cwd, cli.file.as_deref(), cli.directory.as_deref())?;
-    let pipeline = loader::load(&location)?;
-    Ok((location, pipeline))
+    let loaded = loader::load_with(&location, &include_options(cli, &location))?;
+    for w in &loaded.warnings {
+        ui.warning(w);
+    }
+    Ok((location, loaded.pipeline))
+}
+
+/// Include settings from the flags and the environment. Without --gitlab-url, the git
+/// remote's host is the instance when the config fetches from one (gitlab.com otherwise).
+fn include_options(cli: &Cli, location: &ConfigLocation) -> loader::LoadOptions {
+    let mut options = loader::LoadOptions::from_env();
+    let git = git::info(&location.project_root);
+    options.gitlab_url = cli.gitlab_url.clone().filter(|u| !u.trim().is_empty());
+    if options.gitlab_url.is_none() {
+        let host = crate::predefined::server_host(&git);
+        if host != "gitlab.com" {
+            options.gitlab_url = Some(format!("https://{host}"));
+        }
+    }
+    // What include rules and include paths commonly test ($CI_PROJECT_PATH, $CI_COMMIT_*).
+    let path = if git.namespace.is_empty() {
+        git.project.clone()
+    } else {
+        format!("{}/{}", git.namespace, git.project)
+    };
+    let mut vars = vec![
+        ("CI_PROJECT_PATH", path),
+        ("CI_PROJECT_NAME", git.project.clone()),
+        ("CI_PROJECT_NAMESPACE", git.namespace.clone()),
+        ("CI_COMMIT_SHA", git.sha.clone()),
+        ("CI_COMMIT_REF_NAME", git.ref_name.clone()),
+        ("CI_DEFAULT_BRANCH", git.default_branch.clone()),
+    ];
+    vars.extend(git.branch.clone().map(|b| ("CI_COMMIT_BRANCH", b)));
+    vars.extend(git.tag.clone().map(|t| ("CI_COMMIT_TAG", t)));
+    options.variables = vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    options.refresh = cli.refresh_includes;
+    options.allow_missing = cli.allow_missing_includes;
+    options
 }
 
 fn find_job<'a>(pipeline: &'a Pipeline, name: &str) -> Result<&'a Job, Error> {
@@ -93,7 +130,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 }
 
 fn run_job(cli: &Cli, args: &RunArgs, cwd: &Path, ui: &Ui, dry_run: bool) -> Result<(), Error> {
-    let (location, pipeline) = load(cli, cwd)?;
+    let (location, pipeline) = load(cli, cwd, ui)?;
     // Relative paths on the command line (--var-file) are relative to -C like everything else.
     let base = cli
         .directory

@@ -48,6 +48,20 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_color: bool,
 
+    /// GitLab instance for project, component and template includes [default: the git
+    /// remote's host, else https://gitlab.com]. Token: CIJOB_GITLAB_TOKEN, GITLAB_TOKEN or CI_JOB_TOKEN
+    #[arg(long, global = true, env = "CIJOB_GITLAB_URL", value_name = "URL")]
+    pub gitlab_url: Option<String>,
+
+    /// Fetch every non-local include again; never use the cached copies
+    #[arg(long, global = true)]
+    pub refresh_includes: bool,
+
+    /// Load even when non-local includes cannot be fetched nor found in the cache: skip them
+    /// (with a warning) and leave out the jobs that depend on them
+    #[arg(long, global = true)]
+    pub allow_missing_includes: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }

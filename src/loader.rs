@@ -8,6 +8,7 @@
 use crate::discover::ConfigLocation;
 use crate::error::ConfigError;
 use crate::extends;
+pub use crate::include::LoadOptions;
 use crate::include::{self, Merged};
 use crate::job_model;
 use crate::model::{Location, Pipeline, Variable};
@@ -65,14 +66,138 @@ pub fn is_job_key(key: &str) -> bool {
     !RESERVED_KEYS.contains(&key)
 }
 
-/// Load and fully resolve the pipeline (include, default, extends, !reference, parallel).
+/// Load and fully resolve the pipeline (include, default, extends, !reference, parallel),
+/// fetching non-local includes with default options.
 pub fn load(location: &ConfigLocation) -> Result<Pipeline, ConfigError> {
-    let merged = include::load(&location.project_root, &location.file)?;
-    resolve(&location.file, merged)
+    load_with(location, &LoadOptions::default()).map(|l| l.pipeline)
+}
+
+/// A loaded pipeline and what the user should be told about it.
+#[derive(Debug)]
+pub struct Loaded {
+    pub pipeline: Pipeline,
+    /// Cache fallbacks, skipped includes, dropped jobs (no `warning:` prefix).
+    pub warnings: Vec<String>,
+}
+
+/// Load with explicit include options (server, token, cache, offline behaviour).
+pub fn load_with(location: &ConfigLocation, options: &LoadOptions) -> Result<Loaded, ConfigError> {
+    let mut merged = include::load_with(&location.project_root, &location.file, options)?;
+    let mut warnings = std::mem::take(&mut merged.warnings);
+    if !merged.missing.is_empty() {
+        for (what, target) in prune_dangling(&mut merged.config) {
+            warnings.push(format!(
+                "{what} is left out: it uses \"{target}\", which is not defined \
+                 (it probably comes from a skipped include)"
+            ));
+        }
+    }
+    let lenient = !merged.missing.is_empty();
+    let pipeline = resolve_inner(&location.file, merged, lenient.then_some(&mut warnings))?;
+    Ok(Loaded { pipeline, warnings })
+}
+
+/// Remove jobs (hidden ones too) that `extends` or `!reference` something that does not
+/// exist, repeatedly, since removing one can strand another; and drop entries of `default:`,
+/// `workflow:`... that reference something missing. Returns (what, missing target).
+fn prune_dangling(config: &mut Mapping) -> Vec<(String, String)> {
+    let mut removed = Vec::new();
+    loop {
+        let found = config.iter().find_map(|(k, v)| {
+            let name = k.as_str()?;
+            if is_job_key(name) {
+                return dangling_target(config, v).map(|t| (name.to_owned(), None, t));
+            }
+            // A reserved key: find the one entry inside it to drop.
+            v.as_mapping()?.iter().find_map(|(ck, cv)| {
+                let child = ck.as_str()?;
+                dangling_reference(config, cv, 0)
+                    .map(|t| (name.to_owned(), Some(child.to_owned()), t))
+            })
+        });
+        match found {
+            Some((name, None, target)) => {
+                config.shift_remove(name.as_str());
+                removed.push((format!("job \"{name}\""), target));
+            }
+            Some((name, Some(child), target)) => {
+                if let Some(Value::Mapping(m)) = config.get_mut(name.as_str()) {
+                    m.shift_remove(child.as_str());
+                }
+                removed.push((format!("`{name}:{child}`"), target));
+            }
+            None => return removed,
+        }
+    }
+}
+
+/// The first `extends` or `!reference` target of `job` that `config` lacks.
+fn dangling_target(config: &Mapping, job: &Value) -> Option<String> {
+    if let Some(ext) = job.get("extends") {
+        let names: Vec<String> = match ext {
+            Value::Sequence(s) => s.iter().filter_map(yaml::scalar_string).collect(),
+            other => yaml::scalar_string(other).into_iter().collect(),
+        };
+        if let Some(missing) = names.into_iter().find(|n| !config.contains_key(n.as_str())) {
+            return Some(missing);
+        }
+    }
+    dangling_reference(config, job, 0)
+}
+
+/// The first `!reference` inside `value` whose path cannot be followed in `config`.
+fn dangling_reference(config: &Mapping, value: &Value, depth: usize) -> Option<String> {
+    if depth > 64 {
+        return None;
+    }
+    if let Some(Value::Sequence(path)) = yaml::as_reference(value) {
+        let path: Vec<String> = path.iter().filter_map(yaml::scalar_string).collect();
+        return (!reference_may_exist(config, &path)).then(|| path.join(", "));
+    }
+    match value {
+        Value::Sequence(s) => s
+            .iter()
+            .find_map(|x| dangling_reference(config, x, depth + 1)),
+        Value::Mapping(m) => m
+            .values()
+            .find_map(|x| dangling_reference(config, x, depth + 1)),
+        _ => None,
+    }
+}
+
+/// Whether a `!reference` path can resolve. A step through something that `extends` or is
+/// itself a reference cannot be judged before resolution, so it counts as resolvable.
+fn reference_may_exist(config: &Mapping, path: &[String]) -> bool {
+    let Some((first, rest)) = path.split_first() else {
+        return true;
+    };
+    let Some(mut cur) = config.get(first.as_str()) else {
+        return false;
+    };
+    for step in rest {
+        if yaml::as_reference(cur).is_some() || cur.get("extends").is_some() {
+            return true;
+        }
+        match cur.get(step.as_str()) {
+            Some(next) => cur = next,
+            None => return false,
+        }
+    }
+    true
 }
 
 /// Resolve an already include-merged configuration.
 pub fn resolve(file: &std::path::Path, merged: Merged) -> Result<Pipeline, ConfigError> {
+    resolve_inner(file, merged, None)
+}
+
+/// With `lenient` (includes were skipped), a job that does not validate is left out with a
+/// warning instead of failing the whole pipeline.
+fn resolve_inner(
+    file: &std::path::Path,
+    merged: Merged,
+    mut lenient: Option<&mut Vec<String>>,
+) -> Result<Pipeline, ConfigError> {
     let at = |e: crate::key_error::KeyError| merged.error_at(&e.key, e.message);
     for key in merged.config.keys() {
         if !matches!(key, Value::String(_)) {
@@ -140,17 +265,32 @@ pub fn resolve(file: &std::path::Path, merged: Merged) -> Result<Pipeline, Confi
         }
         let location = merged
             .key_location(name)
-            .and_then(|(file, line)| line.map(|line| Location { file, line }));
-        let built = job_model::build(name, job, &inherited, location).map_err(&job_err)?;
-        if let Some(j) = built.first() {
-            if !stages.contains(&j.stage) {
-                return Err(job_err(format!(
+            // A key made by interpolation (`$[[ inputs.name ]]:`) is not in the text as is.
+            .map(|(file, line)| Location {
+                file,
+                line: line.unwrap_or(1),
+            });
+        let built = job_model::build(name, job, &inherited, location)
+            .map_err(&job_err)
+            .and_then(|built| match built.first() {
+                Some(j) if !stages.contains(&j.stage) => Err(job_err(format!(
                     "job \"{name}\": chosen stage \"{}\" does not exist; available stages are {}",
                     j.stage,
                     stages.join(", ")
-                )));
+                ))),
+                _ => Ok(built),
+            });
+        let built = match (built, lenient.as_deref_mut()) {
+            (Ok(b), _) => b,
+            (Err(e), Some(warnings)) => {
+                warnings.push(format!(
+                    "{}; the job is left out (it may need something from a skipped include)",
+                    e.message
+                ));
+                continue;
             }
-        }
+            (Err(e), None) => return Err(e),
+        };
         jobs.extend(built);
     }
     // stable: definition order within a stage
@@ -521,17 +661,59 @@ mod tests {
     }
 
     #[test]
-    fn offline_include_is_one_clear_error() {
-        let e = load_text(
-            "include:\n  - project: group/proj\n    file: /ci.yml\n  - remote: https://x/y.yml\n",
+    fn unreachable_include_is_one_clear_error_or_skipped_with_its_jobs() {
+        struct Down;
+        impl crate::fetch::Fetcher for Down {
+            fn get(
+                &self,
+                _: &str,
+                _: &[(&str, &str)],
+            ) -> Result<crate::fetch::Response, crate::fetch::FetchError> {
+                Err(crate::fetch::FetchError::Unreachable(
+                    "connection refused".into(),
+                ))
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(".gitlab-ci.yml"),
+            "include:\n  - project: group/proj\n    file: /ci.yml\n\
+             a: {extends: .from-include}\nb: {extends: a}\nc: {script: x}\n\
+             d: {script: [!reference [.from-include, script]]}\n",
         )
-        .unwrap_err();
-        assert_eq!(
-            e.message,
-            "include of project \"group/proj: /ci.yml\" cannot be resolved offline \
-             (project includes are not supported yet)"
+        .unwrap();
+        let location = ConfigLocation {
+            file: dir.path().join(".gitlab-ci.yml"),
+            project_root: dir.path().to_path_buf(),
+        };
+        let mut options = LoadOptions {
+            gitlab_url: Some("http://127.0.0.1:9".into()),
+            cache_dir: Some(dir.path().join("cache")),
+            fetcher: Some(std::sync::Arc::new(Down)),
+            ..LoadOptions::default()
+        };
+        let e = load_with(&location, &options).unwrap_err();
+        assert!(
+            e.message.starts_with(
+                "project include \"group/proj\" file \"ci.yml\" (ref HEAD) cannot be fetched: connection refused"
+            ),
+            "{e}"
         );
-        assert_eq!(e.line, Some(1));
+        assert_eq!(e.line, Some(2));
+        options.allow_missing = true;
+        let loaded = load_with(&location, &options).unwrap();
+        assert_eq!(names(&loaded.pipeline), ["c"]);
+        let w = loaded.warnings.join("\n");
+        assert!(
+            w.contains("skipping include of project \"group/proj\""),
+            "{w}"
+        );
+        assert!(
+            w.contains("job \"a\" is left out: it uses \".from-include\""),
+            "{w}"
+        );
+        assert!(w.contains("job \"b\" is left out: it uses \"a\""), "{w}");
+        assert!(w.contains("job \"d\" is left out"), "{w}");
     }
 
     #[test]
