@@ -466,27 +466,6 @@ mod tests {
         );
     }
 
-    fn run_in(shell: &[&str], script: &str) -> (i32, String) {
-        let mut child = Command::new(shell[0])
-            .args(&shell[1..])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(script.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    }
-
     #[test]
     fn debug_segments_save_and_resume_state() {
         let dir = tempfile::tempdir().unwrap();
@@ -514,7 +493,7 @@ mod tests {
         for shell in shells {
             let _ = std::fs::remove_dir_all(debug_state_dir(project));
             let _ = std::fs::remove_file(format!("{project}/sub/fixed"));
-            let (code, _) = run_in(&shell, &debug_segment(&vars, project, &cmds, 0, 4, false));
+            let (code, _, _) = run(&shell, &debug_segment(&vars, project, &cmds, 0, 4, false));
             assert_eq!(code, 1, "{shell:?}");
             let state = debug_state_dir(project);
             let status = std::fs::read_to_string(format!("{state}/status")).unwrap();
@@ -525,7 +504,7 @@ mod tests {
                 .ends_with("/proj/sub"));
             std::fs::write(format!("{project}/sub/fixed"), "").unwrap();
             // Retry from the failed command, in the saved state.
-            let (code, out) = run_in(&shell, &debug_segment(&vars, project, &cmds, 2, 4, true));
+            let (code, out, _) = run(&shell, &debug_segment(&vars, project, &cmds, 2, 4, true));
             assert_eq!(code, 0, "{shell:?}: {out}");
             assert!(out.contains("after bar in sub"), "{shell:?}: {out}");
             let status = std::fs::read_to_string(format!("{state}/status")).unwrap();
