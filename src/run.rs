@@ -274,6 +274,12 @@ async fn job(
                 ));
                 Ok(())
             } else {
+                if plan.debug == DebugMode::Off {
+                    ui.line(&format!(
+                        "hint: `cijob run {} --debug` stops at the failing command with a shell in its state",
+                        crate::script::shell_escape(&plan.job_name)
+                    ));
+                }
                 Err(Error::JobFailed(code))
             }
         }

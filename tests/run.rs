@@ -41,7 +41,8 @@ fn failing_job_passes_its_exit_code_through_and_after_script_sees_failed() {
         .assert_out("status=failed")
         .assert_err("Running after_script")
         .assert_err("WARNING: after_script failed, but job will continue unaffected: exit code 7")
-        .assert_err("ERROR: Job failed: exit code 3");
+        .assert_err("ERROR: Job failed: exit code 3")
+        .assert_err("--debug` stops at the failing command");
     assert!(!r.stdout.contains("\nnever"), "{}", r.stdout);
     assert_no_leftovers_for_job(&job);
 }
