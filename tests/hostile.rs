@@ -225,5 +225,5 @@ fn endless_character_device_is_refused_without_reading_it() {
         &["-f", "/dev/zero", "list"],
         Duration::from_secs(10),
     );
-    assert_clear_error(&o, "/dev/zero");
+    assert_clear_error(&o, "/dev/zero is not a regular file");
 }
