@@ -35,6 +35,14 @@ pub fn discover(
     let file = match file {
         Some(f) => {
             let f = absolute(&base, f);
+            // A device, FIFO or directory exists but must not be read (`/dev/zero` never
+            // ends): say what it is rather than that it is missing.
+            if f.exists() && !f.is_file() {
+                return Err(ConfigError::new(format!(
+                    "configuration file {} is not a regular file",
+                    f.display()
+                )));
+            }
             if !f.is_file() {
                 return Err(ConfigError::new(format!(
                     "configuration file {} does not exist",

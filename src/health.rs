@@ -57,6 +57,14 @@ pub async fn wait_for_service(
         tokio::time::sleep(POLL).await;
     };
     let ports = ports_to_check(container, &state)?;
+    // A service that already exited has no IP address any more: name the real cause
+    // (its exit code) rather than the missing address.
+    if !state.running {
+        return Err(format!(
+            "service \"{container}\" exited with code {} before accepting connections",
+            state.exit_code.unwrap_or(-1)
+        ));
+    }
     let ip: IpAddr = state
         .ip
         .as_deref()

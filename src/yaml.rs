@@ -8,6 +8,7 @@ use std::path::Path;
 
 /// Parse one YAML document (the first of the file) into a tree with `<<` merges applied.
 pub fn parse(text: &str, file: &Path) -> Result<Value, ConfigError> {
+    check_flow_depth(text, file)?;
     let mut value: Value = serde_yaml::from_str(text).map_err(|e| located(&e, file, text))?;
     value.apply_merge().map_err(|e| located(&e, file, text))?;
     Ok(value)
@@ -27,6 +28,7 @@ pub struct CiDocument {
 /// is a header + config pair (GitLab's `spec: inputs` form); otherwise the first document
 /// is the config, as GitLab ignores a stray trailing `---`.
 pub fn parse_ci(text: &str, file: &Path) -> Result<CiDocument, ConfigError> {
+    check_flow_depth(text, file)?;
     let mut docs = Vec::new();
     for de in serde_yaml::Deserializer::from_str(text) {
         let value = Raw::deserialize(de).map_err(|e| located(&e, file, text))?;
@@ -281,8 +283,49 @@ pub fn top_level_key_lines(text: &str) -> std::collections::HashMap<String, usiz
     out
 }
 
+/// How deep `[`/`{` may nest before the parser is not even asked. The YAML scanner's cost
+/// grows with the square of the flow nesting depth (100,000 nested `[` take minutes), while
+/// the parser rejects anything deeper than 128 levels anyway, so this only bounds the time
+/// spent before that error.
+const MAX_FLOW_DEPTH: usize = 1000;
+
+/// Refuse text whose brackets nest more than [`MAX_FLOW_DEPTH`] deep. Deliberately rough (it
+/// ignores quoting): the count restarts at each line that starts in column 0 (a new
+/// top-level entry ends any flow collection), so only a single top-level entry with more
+/// than 1000 unclosed brackets, real or inside strings, is refused.
+fn check_flow_depth(text: &str, file: &Path) -> Result<(), ConfigError> {
+    let mut depth: usize = 0;
+    for (index, line) in text.lines().enumerate() {
+        if line.starts_with(|c: char| !c.is_whitespace() && !"[{]}".contains(c)) {
+            depth = 0;
+        }
+        for c in line.chars() {
+            match c {
+                '[' | '{' => depth += 1,
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            if depth > MAX_FLOW_DEPTH {
+                return Err(ConfigError::new(format!(
+                    "brackets are nested more than {MAX_FLOW_DEPTH} levels deep"
+                ))
+                .in_file(file)
+                .at(index + 1, None));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn located(e: &serde_yaml::Error, file: &Path, text: &str) -> ConfigError {
-    let mut err = ConfigError::new(e.to_string()).in_file(file);
+    // serde_yaml's wording for an alias bomb (anchors expanding to too many nodes).
+    let message = match e.to_string() {
+        m if m.starts_with("repetition limit exceeded") => {
+            format!("{m} (aliases expand to too many nodes)")
+        }
+        m => m,
+    };
+    let mut err = ConfigError::new(message).in_file(file);
     if let Some(loc) = e.location() {
         err = err.at(loc.line(), Some(loc.column())).with_source(text);
     }
@@ -295,6 +338,17 @@ mod tests {
 
     fn p(text: &str) -> Value {
         parse_ci(text, Path::new("t.yml")).expect("parses").config
+    }
+
+    #[test]
+    fn flow_depth_is_bounded_per_top_level_entry() {
+        let f = Path::new("x.yml");
+        let deep = format!("a: {}{}\n", "[".repeat(1001), "]".repeat(1001));
+        let e = check_flow_depth(&deep, f).unwrap_err();
+        assert!(e.message.contains("nested more than 1000"), "{e}");
+        // Unbalanced brackets in many top-level entries do not add up.
+        let many: String = (0..2000).map(|i| format!("j{i}: \"[[\"\n")).collect();
+        check_flow_depth(&many, f).unwrap();
     }
 
     #[test]
