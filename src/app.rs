@@ -95,13 +95,21 @@ fn include_options(cli: &Cli, location: &ConfigLocation) -> loader::LoadOptions 
     options
 }
 
-fn find_job<'a>(pipeline: &'a Pipeline, name: &str) -> Result<&'a Job, Error> {
-    let instances: Vec<&Job> = pipeline
+/// The jobs a base name stands for when it is not itself a job (`test` for `test: [2.2]`...).
+fn instances<'a>(pipeline: &'a Pipeline, name: &str) -> Vec<&'a Job> {
+    if pipeline.job(name).is_some() {
+        return Vec::new();
+    }
+    pipeline
         .jobs
         .iter()
-        .filter(|j| j.base_name == name && j.name != name)
-        .collect();
-    if pipeline.job(name).is_none() && !instances.is_empty() {
+        .filter(|j| j.base_name == name)
+        .collect()
+}
+
+fn find_job<'a>(pipeline: &'a Pipeline, name: &str) -> Result<&'a Job, Error> {
+    let instances = instances(pipeline, name);
+    if !instances.is_empty() {
         let list: Vec<String> = instances.iter().map(|j| format!("  {}", j.name)).collect();
         return Err(Error::Usage(format!(
             "\"{name}\" matches {} jobs; name one of them:\n{}",
@@ -143,22 +151,15 @@ fn run_job(cli: &Cli, args: &RunArgs, cwd: &Path, ui: &Ui, dry_run: bool) -> Res
         ));
     }
     let job = match &config.job {
-        Some(name) => match find_job(&pipeline, name) {
-            Err(e) if interactive() && !dry_run => {
-                // An ambiguous or unknown name on a terminal: let the user pick, starting
-                // from what they typed.
-                let candidates: Vec<&Job> = pipeline
-                    .jobs
-                    .iter()
-                    .filter(|j| j.base_name == *name)
-                    .collect();
-                if candidates.is_empty() {
-                    return Err(e);
-                }
-                pick(&candidates, name)?
+        Some(name) => {
+            let several = instances(&pipeline, name);
+            if !several.is_empty() && interactive() && !dry_run {
+                // A base name on a terminal: let the user pick, starting from what they typed.
+                pick(&several, name)?
+            } else {
+                find_job(&pipeline, name)?
             }
-            other => other?,
-        },
+        }
         None if interactive() && !dry_run => {
             let all: Vec<&Job> = pipeline.jobs.iter().collect();
             pick(&all, "")?
@@ -251,12 +252,8 @@ async fn shell(job: Option<&str>) -> Result<(), Error> {
         return Err(Error::Usage("cijob shell needs a terminal".to_string()));
     }
     let engine = Engine::connect().await?;
-    let label = match job {
-        Some(job) => format!("{}={job}", plan::LABEL_JOB),
-        None => format!("{LABEL_MANAGED}=true"),
-    };
     let build = engine
-        .containers_with(&label)
+        .containers_with(&selector(job))
         .await?
         .into_iter()
         .find(|c| c.running && c.labels.get(plan::LABEL_TYPE).map(String::as_str) == Some("build"))
@@ -287,32 +284,16 @@ async fn shell(job: Option<&str>) -> Result<(), Error> {
 /// Remove what kept or crashed runs left behind, never what a live run is using.
 async fn clean(ui: &Ui, job: Option<&str>) -> Result<(), Error> {
     let engine = Engine::connect().await?;
-    let managed = match job {
-        Some(job) => format!("{}={job}", plan::LABEL_JOB),
-        None => format!("{LABEL_MANAGED}=true"),
-    };
-    let mut runs = std::collections::BTreeSet::new();
+    let managed = selector(job);
     let mut removed = 0;
+    // Containers first: a network or volume cannot go while a container uses it.
     for c in engine.containers_with(&managed).await? {
-        let live = c.labels.get(LABEL_KEEP).map(String::as_str) != Some("true")
-            && c.labels
-                .get(LABEL_PID)
-                .and_then(|p| p.parse::<i32>().ok())
-                .is_some_and(process_alive);
-        if live {
-            continue;
+        if stale(&c.labels) {
+            engine.remove_container(&c.id).await?;
+            ui.line(&format!("removed container {}", c.name));
+            removed += 1;
         }
-        if let Some(run) = c.labels.get(plan::LABEL_RUN) {
-            runs.insert(run.clone());
-        }
-        engine.remove_container(&c.id).await?;
-        ui.line(&format!("removed container {}", c.name));
-        removed += 1;
     }
-    for run in &runs {
-        run::cleanup(&engine, run).await;
-    }
-    // Networks and volumes whose containers are already gone.
     for n in engine.networks_with(&managed).await? {
         if stale(&n.labels) {
             engine.remove_network(&n.id).await?;
@@ -331,6 +312,15 @@ async fn clean(ui: &Ui, job: Option<&str>) -> Result<(), Error> {
     Ok(())
 }
 
+/// The label filter for everything of `job`, or everything cijob made.
+fn selector(job: Option<&str>) -> String {
+    match job {
+        Some(job) => format!("{}={job}", plan::LABEL_JOB),
+        None => format!("{LABEL_MANAGED}=true"),
+    }
+}
+
+/// Kept, or left by a cijob process that is gone: never what a live run is using.
 fn stale(labels: &std::collections::HashMap<String, String>) -> bool {
     labels.get(LABEL_KEEP).map(String::as_str) == Some("true")
         || !labels

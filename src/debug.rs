@@ -168,7 +168,7 @@ async fn segment(
 
 /// The saved `(command index, exit status)` of the last segment.
 async fn read_status(engine: &Engine, build: &str, plan: &RunPlan) -> Result<(usize, i64), Error> {
-    let path = format!("{}/status", script::debug_state_dir(&plan.project_dir));
+    let path = status_file(plan);
     let (_, out) = engine
         .exec_output(build, vec!["cat".to_string(), path])
         .await?;
@@ -184,6 +184,10 @@ async fn read_status(engine: &Engine, build: &str, plan: &RunPlan) -> Result<(us
     }
 }
 
+fn status_file(plan: &RunPlan) -> String {
+    format!("{}/status", script::debug_state_dir(&plan.project_dir))
+}
+
 /// Mark `step` as the next command to run (used by skip and continue).
 async fn set_status(
     engine: &Engine,
@@ -191,7 +195,7 @@ async fn set_status(
     plan: &RunPlan,
     step: usize,
 ) -> Result<(), Error> {
-    let path = format!("{}/status", script::debug_state_dir(&plan.project_dir));
+    let path = status_file(plan);
     engine
         .exec_output(
             build,

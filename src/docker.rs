@@ -21,6 +21,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWrite;
 
 use crate::error::Error;
+use crate::model::HostOptions;
 
 pub type Labels = Vec<(String, String)>;
 
@@ -45,19 +46,6 @@ pub struct ContainerSpec {
     pub stdin: bool,
     /// Host settings from the runner's config.toml.
     pub host: HostOptions,
-}
-
-/// `[runners.docker]` settings that land in every container's HostConfig.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct HostOptions {
-    pub extra_hosts: Vec<String>,
-    pub dns: Vec<String>,
-    pub cap_add: Vec<String>,
-    pub cap_drop: Vec<String>,
-    pub security_opt: Vec<String>,
-    pub shm_size: Option<i64>,
-    /// Used when the run has no per-build network.
-    pub network_mode: Option<String>,
 }
 
 /// What a service container looks like once started.
@@ -562,10 +550,7 @@ impl Engine {
     pub async fn containers_with(&self, label: &str) -> Result<Vec<Managed>, Error> {
         let options = ListContainersOptions {
             all: true,
-            filters: Some(HashMap::from([(
-                "label".to_string(),
-                vec![label.to_string()],
-            )])),
+            filters: Some(label_filter(label)),
             ..Default::default()
         };
         let list = self
@@ -591,10 +576,7 @@ impl Engine {
 
     pub async fn networks_with(&self, label: &str) -> Result<Vec<Managed>, Error> {
         let options = ListNetworksOptions {
-            filters: Some(HashMap::from([(
-                "label".to_string(),
-                vec![label.to_string()],
-            )])),
+            filters: Some(label_filter(label)),
         };
         let list = self
             .docker
@@ -614,10 +596,7 @@ impl Engine {
 
     pub async fn volumes_with(&self, label: &str) -> Result<Vec<Managed>, Error> {
         let options = ListVolumesOptions {
-            filters: Some(HashMap::from([(
-                "label".to_string(),
-                vec![label.to_string()],
-            )])),
+            filters: Some(label_filter(label)),
         };
         let list = self
             .docker
@@ -636,6 +615,10 @@ impl Engine {
             })
             .collect())
     }
+}
+
+fn label_filter(label: &str) -> HashMap<String, Vec<String>> {
+    HashMap::from([("label".to_string(), vec![label.to_string()])])
 }
 
 #[derive(Debug, Clone)]

@@ -175,14 +175,21 @@ pub fn info(root: &Path) -> GitInfo {
         if let Some(b) = git(root, &["rev-parse", "--verify", "-q", "HEAD~1^{commit}"]) {
             gi.before_sha = b;
         }
-        let field = |fmt: &str| git(root, &["log", "-1", &format!("--format={fmt}"), "HEAD"]);
-        gi.message = field("%B").unwrap_or_default().trim_end().to_string();
-        gi.author = field("%an <%ae>").unwrap_or_default();
+        // One `git log` for all commit fields; the message goes last since it may hold anything.
+        let log = git(
+            root,
+            &["log", "-1", "--format=%an <%ae>%x00%ct%x00%B", "HEAD"],
+        )
+        .unwrap_or_default();
+        let mut fields = log.splitn(3, '\0');
+        gi.author = fields.next().unwrap_or_default().to_string();
         // GitLab shows commit times in UTC (`2022-01-31T16:47:55Z`).
-        gi.timestamp = field("%ct")
+        gi.timestamp = fields
+            .next()
             .and_then(|t| t.trim().parse::<i64>().ok())
             .map(iso8601_utc)
             .unwrap_or_default();
+        gi.message = fields.next().unwrap_or_default().trim_end().to_string();
         let (title, rest) = gi.message.split_once('\n').unwrap_or((&gi.message, ""));
         gi.title = title.to_string();
         gi.description = rest.trim_start_matches('\n').to_string();

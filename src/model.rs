@@ -198,3 +198,16 @@ impl AllowFailure {
         }
     }
 }
+
+/// `[runners.docker]` settings that land in every container's HostConfig.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostOptions {
+    pub extra_hosts: Vec<String>,
+    pub dns: Vec<String>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub security_opt: Vec<String>,
+    pub shm_size: Option<i64>,
+    /// Used when the run has no per-build network.
+    pub network_mode: Option<String>,
+}

@@ -6,10 +6,10 @@ use std::time::Duration;
 use crate::alias;
 use crate::auth;
 use crate::config::{DebugMode, RunConfig};
-use crate::docker::HostOptions;
 use crate::error::{ConfigError, Error};
 use crate::expand::{expand, expand_all, lookup};
 use crate::git::GitInfo;
+use crate::model::HostOptions;
 use crate::model::{AllowFailure, Job, PullPolicy, Service, Variable};
 use crate::predefined;
 use crate::runner_config::{self, RunnerConfig, Volume};
@@ -349,15 +349,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<RunPlan, Error> {
         .unwrap_or("project")
         .to_string();
     let (cache_volumes, binds) = volumes(&runner, &project_slug);
-    let host = HostOptions {
-        extra_hosts: runner.extra_hosts.clone(),
-        dns: runner.dns.clone(),
-        cap_add: runner.cap_add.clone(),
-        cap_drop: runner.cap_drop.clone(),
-        security_opt: runner.security_opt.clone(),
-        shm_size: runner.shm_size,
-        network_mode: runner.network_mode.clone(),
-    };
+    let host = runner.host.clone();
 
     Ok(RunPlan {
         auth: auth::Sources {

@@ -119,23 +119,13 @@ pub fn render(plan: &RunPlan) -> String {
         plan.build.platform.as_deref(),
         plan.build.privileged,
     );
-    if let Some(ep) = &plan.build.entrypoint {
-        create.push(entrypoint_flag(ep));
-    }
     env_flags(&mut create, &plan.build.env, &masked);
-    create.push(shell_escape(&plan.build.image));
-    create.extend(plan.build.cmd.iter().map(|a| shell_escape(a)));
-    if plan.build.entrypoint.as_ref().is_some_and(|e| e.len() > 1) {
-        // `--entrypoint` takes one word; the rest of a multi-word entrypoint leads the command.
-        let rest: Vec<String> = plan.build.entrypoint.as_ref().unwrap()[1..]
-            .iter()
-            .map(|a| shell_escape(a))
-            .collect();
-        let image_pos = create.len() - plan.build.cmd.len();
-        for (i, r) in rest.into_iter().enumerate() {
-            create.insert(image_pos + i, r);
-        }
-    }
+    image_and_command(
+        &mut create,
+        &plan.build.image,
+        plan.build.entrypoint.as_deref(),
+        &plan.build.cmd,
+    );
     s.push_str(&join_lines(&create));
     s.push_str(" >/dev/null\n\n");
 
@@ -206,17 +196,13 @@ fn service(s: &mut String, plan: &RunPlan, svc: &ServicePlan, labels: &str, mask
         svc.platform.as_deref(),
         svc.privileged,
     );
-    if let Some(ep) = &svc.entrypoint {
-        run.push(entrypoint_flag(ep));
-    }
     env_flags(&mut run, &svc.env, masked);
-    run.push(shell_escape(&svc.image));
-    if let Some(ep) = svc.entrypoint.as_ref().filter(|e| e.len() > 1) {
-        run.extend(ep[1..].iter().map(|a| shell_escape(a)));
-    }
-    if let Some(cmd) = &svc.cmd {
-        run.extend(cmd.iter().map(|a| shell_escape(a)));
-    }
+    image_and_command(
+        &mut run,
+        &svc.image,
+        svc.entrypoint.as_deref(),
+        svc.cmd.as_deref().unwrap_or_default(),
+    );
     s.push_str(&join_lines(&run));
     s.push_str(" >/dev/null\n\n");
 }
@@ -233,11 +219,24 @@ fn probe_ports(svc: &ServicePlan) -> String {
     }
 }
 
-fn entrypoint_flag(ep: &[String]) -> String {
-    format!(
-        "--entrypoint {}",
-        shell_escape(ep.first().map_or("", String::as_str))
-    )
+/// `--entrypoint`, the image, then the command. `--entrypoint` takes one word, so the rest
+/// of a multi-word entrypoint leads the command (Docker joins them back the same way).
+fn image_and_command(
+    v: &mut Vec<String>,
+    image: &str,
+    entrypoint: Option<&[String]>,
+    cmd: &[String],
+) {
+    let (first, rest) = match entrypoint {
+        Some([first, rest @ ..]) => (Some(first.as_str()), rest),
+        Some([]) => (Some(""), &[][..]),
+        None => (None, &[][..]),
+    };
+    if let Some(first) = first {
+        v.push(format!("--entrypoint {}", shell_escape(first)));
+    }
+    v.push(shell_escape(image));
+    v.extend(rest.iter().chain(cmd).map(|a| shell_escape(a)));
 }
 
 fn options(v: &mut Vec<String>, user: Option<&str>, platform: Option<&str>, privileged: bool) {

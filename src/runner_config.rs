@@ -7,7 +7,7 @@ use std::path::Path;
 use toml::Value;
 
 use crate::error::ConfigError;
-use crate::model::PullPolicy;
+use crate::model::{HostOptions, PullPolicy};
 
 /// The settings of one `[[runners]]` entry that cijob applies.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -28,15 +28,10 @@ pub struct RunnerConfig {
     /// Empty: not set.
     pub allowed_pull_policies: Vec<PullPolicy>,
     pub wait_for_services_timeout: Option<i64>,
-    pub extra_hosts: Vec<String>,
-    pub dns: Vec<String>,
-    pub cap_add: Vec<String>,
-    pub cap_drop: Vec<String>,
-    pub security_opt: Vec<String>,
-    /// Bytes.
-    pub shm_size: Option<i64>,
+    /// `extra_hosts`, `dns`, `cap_add`, `cap_drop`, `security_opt`, `shm_size` (bytes),
+    /// `network_mode`: applied to every container as they are.
+    pub host: HostOptions,
     pub user: Option<String>,
-    pub network_mode: Option<String>,
     /// Dotted names of the settings present but not applied, in file order.
     pub not_applied: Vec<String>,
 }
@@ -189,20 +184,22 @@ fn docker_section(docker: &toml::Table, cfg: &mut RunnerConfig) -> Result<(), St
                         .ok_or_else(|| format!("{} must be a number of seconds", at(k)))?,
                 )
             }
-            "extra_hosts" => cfg.extra_hosts = strings(v, &at(k))?,
-            "dns" => cfg.dns = strings(v, &at(k))?,
-            "cap_add" => cfg.cap_add = strings(v, &at(k))?,
-            "cap_drop" => cfg.cap_drop = strings(v, &at(k))?,
-            "security_opt" => cfg.security_opt = strings(v, &at(k))?,
+            "extra_hosts" => cfg.host.extra_hosts = strings(v, &at(k))?,
+            "dns" => cfg.host.dns = strings(v, &at(k))?,
+            "cap_add" => cfg.host.cap_add = strings(v, &at(k))?,
+            "cap_drop" => cfg.host.cap_drop = strings(v, &at(k))?,
+            "security_opt" => cfg.host.security_opt = strings(v, &at(k))?,
             "shm_size" => {
-                cfg.shm_size = Some(
+                cfg.host.shm_size = Some(
                     v.as_integer()
                         .filter(|n| *n >= 0)
                         .ok_or_else(|| format!("{} must be a number of bytes", at(k)))?,
                 )
             }
             "user" => cfg.user = Some(string(v, &at(k))?).filter(|s| !s.is_empty()),
-            "network_mode" => cfg.network_mode = Some(string(v, &at(k))?).filter(|s| !s.is_empty()),
+            "network_mode" => {
+                cfg.host.network_mode = Some(string(v, &at(k))?).filter(|s| !s.is_empty())
+            }
             // Defaults that match what cijob does anyway: naming them would only be noise.
             "tls_verify"
             | "disable_cache"
@@ -461,13 +458,13 @@ log_level = "debug"
         );
         assert_eq!(c.allowed_pull_policies, [PullPolicy::IfNotPresent]);
         assert_eq!(c.wait_for_services_timeout, Some(5));
-        assert_eq!(c.extra_hosts, ["example.test:10.0.0.1"]);
-        assert_eq!(c.dns, ["10.0.0.2"]);
-        assert_eq!(c.cap_add, ["NET_ADMIN"]);
-        assert_eq!(c.cap_drop, ["MKNOD"]);
-        assert_eq!(c.shm_size, Some(67108864));
+        assert_eq!(c.host.extra_hosts, ["example.test:10.0.0.1"]);
+        assert_eq!(c.host.dns, ["10.0.0.2"]);
+        assert_eq!(c.host.cap_add, ["NET_ADMIN"]);
+        assert_eq!(c.host.cap_drop, ["MKNOD"]);
+        assert_eq!(c.host.shm_size, Some(67108864));
         assert_eq!(c.user.as_deref(), Some("1000"));
-        assert_eq!(c.network_mode.as_deref(), Some("host"));
+        assert_eq!(c.host.network_mode.as_deref(), Some("host"));
         assert_eq!(c.services.len(), 2);
         assert_eq!(c.services[0].alias.as_deref(), Some("db"));
         assert_eq!(
