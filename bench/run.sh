@@ -42,3 +42,11 @@ SH
 cmds=("$CIJOB run svc" "bash by-hand.sh")
 if command -v gitlab-ci-local >/dev/null; then cmds+=("gitlab-ci-local svc"); fi
 hyperfine --warmup 2 --runs "$RUNS" "${cmds[@]}"
+
+echo "== a job printing 10 million short lines (output throughput)"
+mkdir -p "$WORK/flood" && cd "$WORK/flood"
+git init -q && printf 'flood:\n  image: cijob-test/busybox\n  script: [seq 10000000]\n' > .gitlab-ci.yml
+git add -A && git -c user.name=b -c user.email=b@b commit -qm bench
+cmds=("$CIJOB run flood >/dev/null 2>&1" "docker run --rm cijob-test/busybox seq 10000000 >/dev/null")
+if command -v gitlab-ci-local >/dev/null; then cmds+=("gitlab-ci-local flood >/dev/null"); fi
+hyperfine --warmup 1 --runs "${RUNS_FLOOD:-3}" "${cmds[@]}"

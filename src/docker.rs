@@ -7,8 +7,8 @@ use bollard::auth::DockerCredentials;
 use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
-    VolumeCreateRequest,
+    ContainerCreateBody, EndpointSettings, HostConfig, HostConfigLogConfig, NetworkCreateRequest,
+    NetworkingConfig, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, CreateImageOptions, ListContainersOptions,
@@ -46,6 +46,9 @@ pub struct ContainerSpec {
     pub stdin: bool,
     /// Host settings from the runner's config.toml.
     pub host: HostOptions,
+    /// No daemon-side log copy: the output is streamed through the attach connection
+    /// already, and the json-file copy would cost most of the throughput and the disk.
+    pub no_log: bool,
 }
 
 /// What a service container looks like once started.
@@ -260,6 +263,10 @@ impl Engine {
                 cap_drop: (!h.cap_drop.is_empty()).then(|| h.cap_drop.clone()),
                 security_opt: (!h.security_opt.is_empty()).then(|| h.security_opt.clone()),
                 shm_size: h.shm_size,
+                log_config: spec.no_log.then(|| HostConfigLogConfig {
+                    typ: Some("none".to_string()),
+                    config: None,
+                }),
                 ..Default::default()
             }),
             networking_config,

@@ -95,6 +95,7 @@ pub fn render(plan: &RunPlan) -> String {
         "--label cijob.type=build".to_string(),
         format!("--hostname {}", plan.build.hostname),
         format!("-v {}:/builds", plan.volume),
+        "--log-driver none".to_string(),
     ];
     match &plan.network {
         Some(net) => {

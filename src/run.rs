@@ -193,6 +193,7 @@ async fn job(
         extra_hosts,
         stdin: true,
         host: plan.host.clone(),
+        no_log: true,
     };
     let build = engine.create_container(&spec).await?;
 
