@@ -21,6 +21,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWrite;
 
 use crate::error::Error;
+use crate::limits::Resources;
 use crate::model::HostOptions;
 
 pub type Labels = Vec<(String, String)>;
@@ -46,6 +47,7 @@ pub struct ContainerSpec {
     pub stdin: bool,
     /// Host settings from the runner's config.toml.
     pub host: HostOptions,
+    pub resources: Resources,
 }
 
 /// What a service container looks like once started.
@@ -58,6 +60,8 @@ pub struct ContainerState {
     pub exposed_tcp_ports: Vec<u16>,
     pub env: Vec<String>,
     pub status: String,
+    /// The kernel's OOM killer struck in the container's cgroup during its last run.
+    pub oom_killed: bool,
 }
 
 /// A summary of something cijob created, found by label.
@@ -260,6 +264,11 @@ impl Engine {
                 cap_drop: (!h.cap_drop.is_empty()).then(|| h.cap_drop.clone()),
                 security_opt: (!h.security_opt.is_empty()).then(|| h.security_opt.clone()),
                 shm_size: h.shm_size,
+                memory: spec.resources.memory,
+                memory_swap: spec.resources.memory_swap,
+                memory_reservation: spec.resources.memory_reservation,
+                nano_cpus: spec.resources.nano_cpus,
+                oom_kill_disable: spec.resources.oom_kill_disable.then_some(true),
                 ..Default::default()
             }),
             networking_config,
@@ -382,6 +391,7 @@ impl Engine {
             exposed_tcp_ports: ports,
             env: config.env.unwrap_or_default(),
             status: state.status.map(|s| s.to_string()).unwrap_or_default(),
+            oom_killed: state.oom_killed.unwrap_or(false),
         })
     }
 
