@@ -157,6 +157,15 @@ pub struct RunArgs {
     #[arg(long)]
     pub privileged: bool,
 
+    /// Memory limit of the build container (512m, 1g...; 0: none), like a runner's `memory`
+    /// setting, which it overrides. A job killed for exceeding it is reported as such
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+
+    /// CPUs the build container may use (1, 1.5...; 0: no limit), overriding a runner's `cpus`
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<String>,
+
     /// Apply a GitLab Runner config.toml (environment and [runners.docker] settings)
     #[arg(long, value_name = "PATH", env = "CIJOB_RUNNER_CONFIG")]
     pub runner_config: Option<PathBuf>,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::cli::{PullArg, RunArgs};
 use crate::error::{ConfigError, Error};
+use crate::limits;
 use crate::model::{PullPolicy, Variable};
 use crate::runner_config::{self, RunnerConfig};
 
@@ -20,6 +21,10 @@ pub struct RunConfig {
     pub timeout: Option<Duration>,
     pub wait_for_services_timeout: Option<i64>,
     pub privileged: bool,
+    /// `--memory` in bytes (0: no limit); overrides config.toml `memory`.
+    pub memory: Option<i64>,
+    /// `--cpus` in nanoCPUs (0: no limit); overrides config.toml `cpus`.
+    pub nano_cpus: Option<i64>,
     pub dry_run: bool,
     /// `--runner-config`: the chosen `[[runners]]` entry.
     pub runner: Option<RunnerConfig>,
@@ -68,6 +73,14 @@ impl RunConfig {
             })?),
             None => None,
         };
+        let flag = |name: &str, value: &Option<String>, parse: fn(&str) -> Result<i64, String>| {
+            value
+                .as_deref()
+                .map(|v| parse(v).map_err(|e| Error::Usage(format!("--{name}: {e}"))))
+                .transpose()
+        };
+        let memory = flag("memory", &args.memory, limits::parse_size)?;
+        let nano_cpus = flag("cpus", &args.cpus, limits::parse_cpus)?;
         let runner = match &args.runner_config {
             Some(file) => {
                 let path = cwd.join(file);
@@ -104,6 +117,8 @@ impl RunConfig {
             timeout,
             wait_for_services_timeout: args.wait_for_services_timeout,
             privileged: args.privileged,
+            memory,
+            nano_cpus,
             dry_run: args.dry_run,
             debug: if args.step {
                 DebugMode::Step

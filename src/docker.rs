@@ -21,6 +21,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWrite;
 
 use crate::error::Error;
+use crate::limits::Resources;
 use crate::model::HostOptions;
 
 pub type Labels = Vec<(String, String)>;
@@ -49,6 +50,7 @@ pub struct ContainerSpec {
     /// No daemon-side log copy: the output is streamed through the attach connection
     /// already, and the json-file copy would cost most of the throughput and the disk.
     pub no_log: bool,
+    pub resources: Resources,
 }
 
 /// What a service container looks like once started.
@@ -61,6 +63,8 @@ pub struct ContainerState {
     pub exposed_tcp_ports: Vec<u16>,
     pub env: Vec<String>,
     pub status: String,
+    /// The kernel's OOM killer struck in the container's cgroup during its last run.
+    pub oom_killed: bool,
 }
 
 /// A summary of something cijob created, found by label.
@@ -267,6 +271,11 @@ impl Engine {
                     typ: Some("none".to_string()),
                     config: None,
                 }),
+                memory: spec.resources.memory,
+                memory_swap: spec.resources.memory_swap,
+                memory_reservation: spec.resources.memory_reservation,
+                nano_cpus: spec.resources.nano_cpus,
+                oom_kill_disable: spec.resources.oom_kill_disable.then_some(true),
                 ..Default::default()
             }),
             networking_config,
@@ -389,6 +398,7 @@ impl Engine {
             exposed_tcp_ports: ports,
             env: config.env.unwrap_or_default(),
             status: state.status.map(|s| s.to_string()).unwrap_or_default(),
+            oom_killed: state.oom_killed.unwrap_or(false),
         })
     }
 

@@ -9,6 +9,7 @@ use crate::config::{DebugMode, RunConfig};
 use crate::error::{ConfigError, Error};
 use crate::expand::{expand, expand_all, lookup};
 use crate::git::GitInfo;
+use crate::limits::{self, Resources};
 use crate::model::HostOptions;
 use crate::model::{AllowFailure, Job, PullPolicy, Service, Variable};
 use crate::predefined;
@@ -93,6 +94,8 @@ pub struct ServicePlan {
     pub user: Option<String>,
     pub platform: Option<String>,
     pub privileged: bool,
+    /// config.toml `service_memory*`, `service_cpus`.
+    pub resources: Resources,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -107,6 +110,17 @@ pub struct BuildPlan {
     pub user: Option<String>,
     pub platform: Option<String>,
     pub privileged: bool,
+    /// `--memory`/`--cpus`, else config.toml `memory*`, `cpus`, `oom_kill_disable`.
+    pub resources: Resources,
+    /// Where `resources.memory` came from (set when it is), for the OOM message.
+    pub memory_from: Option<&'static str>,
+}
+
+impl BuildPlan {
+    /// The memory limit and its source, when there is one.
+    pub fn memory_limit(&self) -> Option<(i64, &'static str)> {
+        self.resources.memory.zip(self.memory_from)
+    }
 }
 
 impl RunPlan {
@@ -240,6 +254,13 @@ pub fn plan(input: &PlanInput<'_>) -> Result<RunPlan, Error> {
     // `--privileged` is the config key `privileged`; `services_privileged` overrides it.
     let privileged = cfg.privileged || runner.privileged;
     let services_privileged = runner.services_privileged.unwrap_or(privileged);
+    let (build_resources, memory_from) = build_resources(&runner, cfg)?;
+    limits::check(
+        &runner.service_resources,
+        "service_",
+        "config.toml [runners.docker] service_memory",
+    )
+    .map_err(|e| Error::Config(ConfigError::new(e)))?;
     let mut warnings = Vec::new();
     let mut services = Vec::new();
     for a in assignments {
@@ -281,6 +302,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<RunPlan, Error> {
             user: def.docker.user.clone(),
             platform: def.docker.platform.clone(),
             privileged: services_privileged,
+            resources: runner.service_resources,
         });
     }
 
@@ -300,6 +322,8 @@ pub fn plan(input: &PlanInput<'_>) -> Result<RunPlan, Error> {
         user: image.docker.user.clone().or_else(|| runner.user.clone()),
         platform: image.docker.platform.clone(),
         privileged,
+        resources: build_resources,
+        memory_from,
     };
 
     // Registry credentials: the variable wins over cijob's own environment. Its value is
@@ -400,6 +424,26 @@ fn policies(job: &[PullPolicy], cfg: &RunConfig) -> Result<Vec<PullPolicy>, Erro
     };
     runner_config::effective_pull_policies(&requested, from, &allowed)
         .map_err(|e| Error::Config(ConfigError::new(e)))
+}
+
+/// The build container's limits: `--memory` and `--cpus` override config.toml's `memory`
+/// and `cpus` (0 lifts them); the other settings stay. Checked so that a combination Docker
+/// would refuse is reported against the setting, before anything starts.
+fn build_resources(
+    runner: &RunnerConfig,
+    cfg: &RunConfig,
+) -> Result<(Resources, Option<&'static str>), Error> {
+    let mut r = runner.resources;
+    let mut from = limits::MEMORY_FROM_CONFIG;
+    if let Some(m) = cfg.memory {
+        r.memory = limits::limit(m);
+        from = limits::MEMORY_FROM_FLAG;
+    }
+    if let Some(n) = cfg.nano_cpus {
+        r.nano_cpus = limits::limit(n);
+    }
+    limits::check(&r, "", from).map_err(|e| Error::Config(ConfigError::new(e)))?;
+    Ok((r, r.memory.map(|_| from)))
 }
 
 /// A config.toml service as a `.gitlab-ci.yml` one.

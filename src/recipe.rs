@@ -3,6 +3,7 @@
 //! that `cijob run` executes. Masked values are never printed: the script takes them from
 //! the caller's environment (`-e KEY`).
 
+use crate::limits::{self, Resources};
 use crate::plan::{RunPlan, ServicePlan};
 use crate::script::shell_escape;
 
@@ -119,6 +120,7 @@ pub fn render(plan: &RunPlan) -> String {
         plan.build.user.as_deref(),
         plan.build.platform.as_deref(),
         plan.build.privileged,
+        &plan.build.resources,
     );
     env_flags(&mut create, &plan.build.env, &masked);
     image_and_command(
@@ -196,6 +198,7 @@ fn service(s: &mut String, plan: &RunPlan, svc: &ServicePlan, labels: &str, mask
         svc.user.as_deref(),
         svc.platform.as_deref(),
         svc.privileged,
+        &svc.resources,
     );
     env_flags(&mut run, &svc.env, masked);
     image_and_command(
@@ -240,7 +243,13 @@ fn image_and_command(
     v.extend(rest.iter().chain(cmd).map(|a| shell_escape(a)));
 }
 
-fn options(v: &mut Vec<String>, user: Option<&str>, platform: Option<&str>, privileged: bool) {
+fn options(
+    v: &mut Vec<String>,
+    user: Option<&str>,
+    platform: Option<&str>,
+    privileged: bool,
+    resources: &Resources,
+) {
     if let Some(u) = user {
         v.push(format!("--user {}", shell_escape(u)));
     }
@@ -249,6 +258,21 @@ fn options(v: &mut Vec<String>, user: Option<&str>, platform: Option<&str>, priv
     }
     if privileged {
         v.push("--privileged".to_string());
+    }
+    for (flag, bytes) in [
+        ("--memory", resources.memory),
+        ("--memory-swap", resources.memory_swap),
+        ("--memory-reservation", resources.memory_reservation),
+    ] {
+        if let Some(b) = bytes {
+            v.push(format!("{flag} {}", limits::docker_size(b)));
+        }
+    }
+    if let Some(n) = resources.nano_cpus {
+        v.push(format!("--cpus {}", limits::cpus_text(n)));
+    }
+    if resources.oom_kill_disable {
+        v.push("--oom-kill-disable".to_string());
     }
 }
 

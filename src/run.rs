@@ -16,6 +16,7 @@ use crate::debug;
 use crate::docker::{ContainerSpec, Engine};
 use crate::error::Error;
 use crate::health;
+use crate::limits;
 use crate::masking::Masker;
 use crate::plan::{RunPlan, ServicePlan, LABEL_RUN, LABEL_TYPE};
 use crate::pull::ensure_image;
@@ -122,6 +123,7 @@ async fn job(
             binds: binds.clone(),
             network: plan.network.clone().map(|n| (n, svc.aliases.clone())),
             host: plan.host.clone(),
+            resources: svc.resources,
             ..Default::default()
         };
         let id = engine.create_container(&spec).await?;
@@ -194,6 +196,7 @@ async fn job(
         stdin: true,
         host: plan.host.clone(),
         no_log: true,
+        resources: plan.build.resources,
     };
     let build = engine.create_container(&spec).await?;
 
@@ -234,25 +237,32 @@ async fn job(
         StageEnd::Exited(_) | StageEnd::Aborted(_) => "failed",
         StageEnd::TimedOut => "timedout",
     };
+    // Read now: Docker clears OOMKilled when after_script starts the container again.
+    let step_killed = sigkill_note(engine, &build, plan, step).await;
     if let StageEnd::Aborted(code) = step {
         ui.error(&format!("Job aborted in debug mode (exit code {code})"));
         return Err(Error::JobFailed(if code == 0 { 1 } else { code }));
     }
     if !plan.after_commands.is_empty() {
         ui.section("Running after_script");
-        match run_stage(
+        let after = run_stage(
             engine,
             &build,
             plan.after_script(status),
             &plan.secrets,
             plan.after_script_timeout,
         )
-        .await?
-        {
+        .await?;
+        match after {
             StageEnd::Exited(0) => {}
-            StageEnd::Exited(code) => ui.warning(&format!(
-                "after_script failed, but job will continue unaffected: exit code {code}"
-            )),
+            StageEnd::Exited(code) => {
+                ui.warning(&format!(
+                    "after_script failed, but job will continue unaffected: exit code {code}"
+                ));
+                if let Some(why) = sigkill_note(engine, &build, plan, after).await {
+                    ui.warning(&why);
+                }
+            }
             StageEnd::TimedOut => ui.warning(&format!(
                 "after_script failed, but job will continue unaffected: execution took longer than {}",
                 go_duration(plan.after_script_timeout)
@@ -267,6 +277,9 @@ async fn job(
             Ok(())
         }
         StageEnd::Exited(code) => {
+            if let Some(why) = &step_killed {
+                ui.error(why);
+            }
             ui.error(&format!("Job failed: exit code {code}"));
             if plan.allow_failure.allows(code) {
                 ui.warning(&format!(
@@ -293,6 +306,19 @@ async fn job(
         }
         StageEnd::Aborted(code) => Err(Error::JobFailed(code)),
     }
+}
+
+/// For a stage that ended with exit code 137: why its shell got SIGKILL, from the
+/// container's OOMKilled flag (unknown counts as not OOM-killed).
+async fn sigkill_note(engine: &Engine, id: &str, plan: &RunPlan, end: StageEnd) -> Option<String> {
+    if end != StageEnd::Exited(limits::SIGKILL_EXIT_CODE) {
+        return None;
+    }
+    let oom_killed = engine.inspect(id).await.is_ok_and(|s| s.oom_killed);
+    Some(limits::sigkill_explanation(
+        oom_killed,
+        plan.build.memory_limit(),
+    ))
 }
 
 /// Attach, start, send the script on stdin and stream output until the container stops.

@@ -7,6 +7,7 @@ use std::path::Path;
 use toml::Value;
 
 use crate::error::ConfigError;
+use crate::limits::{self, Resources};
 use crate::model::{HostOptions, PullPolicy};
 
 /// The settings of one `[[runners]]` entry that cijob applies.
@@ -32,6 +33,12 @@ pub struct RunnerConfig {
     /// `network_mode`: applied to every container as they are.
     pub host: HostOptions,
     pub user: Option<String>,
+    /// `memory`, `memory_swap`, `memory_reservation`, `cpus`, `oom_kill_disable`: the build
+    /// container's limits.
+    pub resources: Resources,
+    /// `service_memory`, `service_memory_swap`, `service_memory_reservation`,
+    /// `service_cpus`: every service's limits.
+    pub service_resources: Resources,
     /// Dotted names of the settings present but not applied, in file order.
     pub not_applied: Vec<String>,
 }
@@ -197,14 +204,22 @@ fn docker_section(docker: &toml::Table, cfg: &mut RunnerConfig) -> Result<(), St
                 )
             }
             "user" => cfg.user = Some(string(v, &at(k))?).filter(|s| !s.is_empty()),
+            "memory" => cfg.resources.memory = size(v, &at(k))?,
+            "memory_swap" => cfg.resources.memory_swap = size(v, &at(k))?,
+            "memory_reservation" => cfg.resources.memory_reservation = size(v, &at(k))?,
+            "cpus" => cfg.resources.nano_cpus = cpus(v, &at(k))?,
+            "oom_kill_disable" => cfg.resources.oom_kill_disable = boolean(v, &at(k))?,
+            "service_memory" => cfg.service_resources.memory = size(v, &at(k))?,
+            "service_memory_swap" => cfg.service_resources.memory_swap = size(v, &at(k))?,
+            "service_memory_reservation" => {
+                cfg.service_resources.memory_reservation = size(v, &at(k))?
+            }
+            "service_cpus" => cfg.service_resources.nano_cpus = cpus(v, &at(k))?,
             "network_mode" => {
                 cfg.host.network_mode = Some(string(v, &at(k))?).filter(|s| !s.is_empty())
             }
             // Defaults that match what cijob does anyway: naming them would only be noise.
-            "tls_verify"
-            | "disable_cache"
-            | "disable_entrypoint_overwrite"
-            | "oom_kill_disable"
+            "tls_verify" | "disable_cache" | "disable_entrypoint_overwrite"
                 if v.as_bool() == Some(false) => {}
             other => cfg.not_applied.push(format!("runners.docker.{other}")),
         }
@@ -221,6 +236,32 @@ fn string(v: &Value, at: &str) -> Result<String, String> {
 fn boolean(v: &Value, at: &str) -> Result<bool, String> {
     v.as_bool()
         .ok_or_else(|| format!("{at} must be true or false"))
+}
+
+/// A memory size string like the runner's (`"512m"`); empty or zero: no limit.
+fn size(v: &Value, at: &str) -> Result<Option<i64>, String> {
+    let text = v
+        .as_str()
+        .ok_or_else(|| format!("{at} must be a string like \"512m\" or \"1g\""))?;
+    if text.is_empty() {
+        return Ok(None);
+    }
+    limits::parse_size(text)
+        .map(limits::limit)
+        .map_err(|e| format!("{at}: {e}"))
+}
+
+/// A number of CPUs as a string (`"1.5"`), like the runner; empty or zero: no limit.
+fn cpus(v: &Value, at: &str) -> Result<Option<i64>, String> {
+    let text = v
+        .as_str()
+        .ok_or_else(|| format!("{at} must be a string like \"1.5\""))?;
+    if text.is_empty() {
+        return Ok(None);
+    }
+    limits::parse_cpus(text)
+        .map(limits::limit)
+        .map_err(|e| format!("{at}: {e}"))
 }
 
 fn strings(v: &Value, at: &str) -> Result<Vec<String>, String> {
@@ -407,6 +448,15 @@ log_level = "debug"
     user = "1000"
     network_mode = "host"
     memory = "1g"
+    memory_swap = "2g"
+    memory_reservation = "512m"
+    cpus = "1.5"
+    oom_kill_disable = true
+    service_memory = "256MB"
+    service_memory_swap = ""
+    service_memory_reservation = "128MiB"
+    service_cpus = "0.5"
+    devices = ["/dev/kvm"]
     [[runners.docker.services]]
       name = "postgres:16"
       alias = "db"
@@ -465,6 +515,27 @@ log_level = "debug"
         assert_eq!(c.host.shm_size, Some(67108864));
         assert_eq!(c.user.as_deref(), Some("1000"));
         assert_eq!(c.host.network_mode.as_deref(), Some("host"));
+        const MIB: i64 = 1024 * 1024;
+        assert_eq!(
+            c.resources,
+            Resources {
+                memory: Some(1024 * MIB),
+                memory_swap: Some(2048 * MIB),
+                memory_reservation: Some(512 * MIB),
+                nano_cpus: Some(1_500_000_000),
+                oom_kill_disable: true,
+            }
+        );
+        assert_eq!(
+            c.service_resources,
+            Resources {
+                memory: Some(256 * MIB),
+                memory_swap: None,
+                memory_reservation: Some(128 * MIB),
+                nano_cpus: Some(500_000_000),
+                oom_kill_disable: false,
+            }
+        );
         assert_eq!(c.services.len(), 2);
         assert_eq!(c.services[0].alias.as_deref(), Some("db"));
         assert_eq!(
@@ -487,12 +558,12 @@ log_level = "debug"
                 "log_level",
                 "session_server",
                 "runners.cache",
-                "runners.docker.memory"
+                "runners.docker.devices"
             ]
         );
         let w = c.warning().unwrap();
         assert!(
-            w.contains("runners.docker.memory") && w.contains("session_server"),
+            w.contains("runners.docker.devices") && w.contains("session_server"),
             "{w}"
         );
         assert_eq!(
@@ -536,6 +607,16 @@ log_level = "debug"
         assert!(bad("pull_policy = \"sometimes\"").contains("unknown pull policy \"sometimes\""));
         assert!(bad("privileged = \"yes\"").contains("privileged must be true or false"));
         assert!(bad("volumes = [\"relative\"]").contains("volume \"relative\""));
+        let e = bad("memory = \"lots\"");
+        assert!(
+            e.contains("[runners.docker] memory: invalid size \"lots\"") && e.contains("512m"),
+            "{e}"
+        );
+        assert!(bad("service_memory = 1024").contains("service_memory must be a string"));
+        assert!(
+            bad("cpus = \"two\"").contains("[runners.docker] cpus: invalid number of CPUs \"two\"")
+        );
+        assert!(bad("oom_kill_disable = 1").contains("oom_kill_disable must be true or false"));
         let e = parse(
             "[[runners]]\nexecutor = \"docker\"\nenvironment = [\"SECRETpart\"]\n",
             Path::new("c.toml"),
@@ -654,6 +735,8 @@ mod plan_tests {
     user = "nobody"
     wait_for_services_timeout = 7
     memory = "1g"
+    service_cpus = "0.5"
+    devices = ["/dev/kvm"]
     [[runners.docker.services]]
       name = "cijob-test/svc-noport"
       alias = "first"
@@ -701,7 +784,13 @@ mod plan_tests {
         assert!(p
             .warnings
             .iter()
-            .any(|w| w.contains("runners.docker.memory")));
+            .any(|w| w.contains("runners.docker.devices")));
+        assert_eq!(p.build.resources.memory, Some(1 << 30));
+        assert_eq!(p.build.memory_from, Some(crate::limits::MEMORY_FROM_CONFIG));
+        assert!(p
+            .services
+            .iter()
+            .all(|s| s.resources.nano_cpus == Some(500_000_000) && s.resources.memory.is_none()));
         // The same project always gets the same cache volume.
         assert_eq!(
             planned(&job(None), TOML, |_| {}).unwrap().cache_volumes[0].0,
@@ -752,6 +841,64 @@ mod plan_tests {
         })
         .unwrap_err();
         assert!(e.contains("defined in the command line (--pull)"), "{e}");
+    }
+
+    #[test]
+    fn flags_override_config_limits_and_the_recipe_shows_them() {
+        use crate::limits::{MEMORY_FROM_CONFIG, MEMORY_FROM_FLAG};
+        const MIB: i64 = 1024 * 1024;
+        let toml = "[[runners]]\nexecutor = \"docker\"\n[runners.docker]\nmemory = \"1g\"\nmemory_swap = \"2g\"\ncpus = \"2\"\noom_kill_disable = true\nservice_memory = \"256m\"\nservice_cpus = \"0.5\"\n";
+        let p = planned(&job(Some("i")), toml, |_| {}).unwrap();
+        assert_eq!(
+            p.build.memory_limit(),
+            Some((1024 * MIB, MEMORY_FROM_CONFIG))
+        );
+        let recipe = crate::recipe::render(&p);
+        for flag in [
+            "--memory 1g",
+            "--memory-swap 2g",
+            "--cpus 2",
+            "--oom-kill-disable",
+            "--memory 256m",
+            "--cpus 0.5",
+        ] {
+            assert!(recipe.contains(flag), "{flag}: {recipe}");
+        }
+        // --memory and --cpus replace the build container's, not the services'.
+        let p = planned(&job(Some("i")), toml, |c| {
+            c.memory = Some(1536 * MIB);
+            c.nano_cpus = Some(1_500_000_000);
+        })
+        .unwrap();
+        assert_eq!(p.build.memory_limit(), Some((1536 * MIB, MEMORY_FROM_FLAG)));
+        assert_eq!(p.build.resources.memory_swap, Some(2048 * MIB));
+        assert_eq!(p.build.resources.nano_cpus, Some(1_500_000_000));
+        assert_eq!(p.services[0].resources.memory, Some(256 * MIB));
+        assert!(!p.services[0].resources.oom_kill_disable);
+        let recipe = crate::recipe::render(&p);
+        assert!(recipe.contains("--memory 1536m") && recipe.contains("--cpus 1.5"));
+        // No limits: no flags.
+        let p = planned(
+            &job(Some("i")),
+            "[[runners]]\nexecutor = \"docker\"\n",
+            |_| {},
+        )
+        .unwrap();
+        let recipe = crate::recipe::render(&p);
+        assert!(
+            !recipe.contains("--memory") && !recipe.contains("--cpus"),
+            "{recipe}"
+        );
+        assert_eq!(p.build.memory_limit(), None);
+        // A combination Docker would refuse names the setting and where memory came from.
+        let e = planned(&job(Some("i")), toml, |c| c.memory = Some(4096 * MIB)).unwrap_err();
+        assert!(
+            e.contains("memory_swap (2 GiB) is less than the memory limit (4 GiB from --memory)"),
+            "{e}"
+        );
+        // --memory 0 lifts the limit (and then the swap limit has nothing to go with).
+        let e = planned(&job(Some("i")), toml, |c| c.memory = Some(0)).unwrap_err();
+        assert!(e.contains("there is no memory limit"), "{e}");
     }
 
     #[test]

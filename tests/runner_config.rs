@@ -4,12 +4,6 @@ mod common;
 
 use common::*;
 
-fn write_config(dir: &std::path::Path, body: &str) -> String {
-    let path = dir.join("config.toml");
-    std::fs::write(&path, body).unwrap();
-    path.display().to_string()
-}
-
 #[test]
 fn default_image_services_environment_and_volumes() {
     require_docker();
@@ -31,6 +25,7 @@ fn default_image_services_environment_and_volumes() {
     image = "cijob-test/busybox"
     volumes = ["/cache", "{}:/hostdir"]
     memory = "1g"
+    devices = ["/dev/null"]
     extra_hosts = ["example.test:10.1.2.3"]
     [[runners.docker.services]]
       name = "cijob-test/svc-tcp"
@@ -53,7 +48,7 @@ fn default_image_services_environment_and_volumes() {
         .assert_out("10.1.2.3")
         .assert_out("none")
         .assert_err(
-            "WARNING: runner config: cijob does not apply these settings: runners.docker.memory",
+            "WARNING: runner config: cijob does not apply these settings: runners.docker.devices",
         );
     // The named volume persists between runs of the project.
     let r = p.run(&["run", &name, "--runner-config", &config]);

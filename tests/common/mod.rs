@@ -176,6 +176,13 @@ pub fn assert_no_leftovers_for_job(job: &str) {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
+/// Write a runner `config.toml` into `dir`; returns its path for `--runner-config`.
+pub fn write_config(dir: &Path, body: &str) -> String {
+    let path = dir.join("config.toml");
+    std::fs::write(&path, body).unwrap();
+    path.display().to_string()
+}
+
 pub fn docker(args: &[&str]) -> Run {
     Run::from(Command::new("docker").args(args).output().expect("docker"))
 }
