@@ -1,14 +1,24 @@
-//! Packing the project into a tar for the job's `/builds` volume.
+//! Packing the project into a tar for the job's `/builds` volume, streamed in chunks so that
+//! memory stays flat whatever the size of the repository.
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use tokio::sync::mpsc::Sender;
 
 use walkdir::WalkDir;
 
 /// Tar of `files` (relative to `root`) plus `.git`, placed under `dest` (e.g.
 /// `/builds/group/project`). Modes follow the runner's `umask 0000` clone: files 0666 or
-/// 0777 when executable, directories 0777, owned by root.
-pub fn project_tar(root: &Path, files: &[PathBuf], dest: &str) -> std::io::Result<Vec<u8>> {
-    let mut builder = tar::Builder::new(Vec::new());
+/// 0777 when executable, directories 0777, owned by root. Written to `out`, returned at the end.
+pub fn project_tar<W: Write>(
+    root: &Path,
+    files: &[PathBuf],
+    dest: &str,
+    out: W,
+) -> std::io::Result<W> {
+    let mut builder = tar::Builder::new(out);
     builder.follow_symlinks(false);
     let prefix = PathBuf::from(dest.trim_start_matches('/'));
 
@@ -69,7 +79,8 @@ pub fn project_tar(root: &Path, files: &[PathBuf], dest: &str) -> std::io::Resul
             header.set_entry_type(tar::EntryType::Regular);
             header.set_size(meta.len());
             header.set_mode(if is_executable(&meta) { 0o777 } else { 0o666 });
-            let file = std::fs::File::open(&src)?;
+            // A file growing while it is packed must not overrun its header's size.
+            let file = std::fs::File::open(&src)?.take(meta.len());
             builder.append_data(&mut header, &path, file)?;
         } else if meta.is_dir() && seen_dirs.insert(rel.clone()) {
             append_dir(&mut builder, &path)?;
@@ -78,7 +89,7 @@ pub fn project_tar(root: &Path, files: &[PathBuf], dest: &str) -> std::io::Resul
     builder.into_inner()
 }
 
-fn append_dir(builder: &mut tar::Builder<Vec<u8>>, path: &Path) -> std::io::Result<()> {
+fn append_dir<W: Write>(builder: &mut tar::Builder<W>, path: &Path) -> std::io::Result<()> {
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(tar::EntryType::Directory);
     header.set_size(0);
@@ -87,6 +98,23 @@ fn append_dir(builder: &mut tar::Builder<Vec<u8>>, path: &Path) -> std::io::Resu
     header.set_gid(0);
     header.set_mtime(now());
     builder.append_data(&mut header, path, std::io::empty())
+}
+
+/// A blocking writer feeding an async upload: each write becomes one chunk on the channel
+/// (wrap it in a `BufWriter` for big chunks). The bounded channel is the backpressure.
+pub struct ChunkWriter(pub Sender<std::io::Result<Bytes>>);
+
+impl Write for ChunkWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(unix)]
@@ -134,7 +162,7 @@ mod tests {
             PathBuf::from("sub/b.sh"),
             PathBuf::from("gone.txt"),
         ];
-        let bytes = project_tar(dir.path(), &files, "/builds/g/p").unwrap();
+        let bytes = project_tar(dir.path(), &files, "/builds/g/p", Vec::new()).unwrap();
         let mut ar = tar::Archive::new(&bytes[..]);
         let entries: Vec<(String, u32)> = ar
             .entries()

@@ -438,13 +438,19 @@ impl Engine {
         self.docker.logs(id, Some(options))
     }
 
-    pub async fn upload(&self, id: &str, path: &str, tar: Vec<u8>) -> Result<(), Error> {
+    /// Upload a tar stream and unpack it at `path` in the container.
+    pub async fn upload(
+        &self,
+        id: &str,
+        path: &str,
+        tar: impl Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
+    ) -> Result<(), Error> {
         let options = UploadToContainerOptions {
             path: path.to_string(),
             ..Default::default()
         };
         self.docker
-            .upload_to_container(id, Some(options), bollard::body_full(tar.into()))
+            .upload_to_container(id, Some(options), bollard::body_try_stream(tar))
             .await
             .map_err(|e| docker_err("copying the project into the build container", e))
     }

@@ -203,21 +203,12 @@ async fn job(
     ui.section("Preparing environment");
     ui.line(&format!("Running on {}...", plan.build.hostname));
     ui.section("Getting source from the local working tree");
-    let tar = {
-        let root = project.root.clone();
-        let files = project.files.clone();
-        let dest = plan.project_dir.clone();
-        tokio::task::spawn_blocking(move || archive::project_tar(&root, &files, &dest))
-            .await
-            .map_err(|e| Error::Other(e.into()))?
-            .map_err(|e| Error::Other(anyhow::anyhow!("packing the project: {e}")))?
-    };
+    upload_project(engine, &build, project, &plan.project_dir).await?;
     ui.line(&format!(
         "Copied {} files (uncommitted changes included) to {}",
         project.files.len(),
         plan.project_dir
     ));
-    engine.upload(&build, "/", tar).await?;
 
     ui.section("Executing \"step_script\" stage of the job script");
     let step = if plan.debug == DebugMode::Off {
@@ -319,6 +310,43 @@ async fn sigkill_note(engine: &Engine, id: &str, plan: &RunPlan, end: StageEnd) 
         oom_killed,
         plan.build.memory_limit(),
     ))
+}
+
+/// Pack the project on a blocking thread while the daemon receives it, a few chunks at a time.
+async fn upload_project(
+    engine: &Engine,
+    build: &str,
+    project: &ProjectSource,
+    dest: &str,
+) -> Result<(), Error> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let (root, files, dest) = (
+        project.root.clone(),
+        project.files.clone(),
+        dest.to_string(),
+    );
+    let packer = tokio::task::spawn_blocking(move || {
+        let out = std::io::BufWriter::with_capacity(256 * 1024, archive::ChunkWriter(tx.clone()));
+        let packed = archive::project_tar(&root, &files, &dest, out)
+            .and_then(|w| w.into_inner().map_err(|e| e.into_error()));
+        if let Err(e) = &packed {
+            // Abort the upload rather than let the daemon unpack a truncated tar.
+            let _ = tx.blocking_send(Err(std::io::Error::new(e.kind(), e.to_string())));
+        }
+        packed.map(drop)
+    });
+    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let uploaded = engine.upload(build, "/", chunks).await;
+    let packed = packer.await.map_err(|e| Error::Other(e.into()))?;
+    match packed {
+        // A broken pipe only means the upload stopped first: its error says why.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::Other(anyhow::anyhow!("packing the project: {e}")))
+        }
+        _ => uploaded,
+    }
 }
 
 /// Attach, start, send the script on stdin and stream output until the container stops.

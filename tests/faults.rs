@@ -226,19 +226,18 @@ fn vm_hwm_kb(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-#[test]
-fn two_hundred_megabytes_of_output_keep_cijobs_memory_flat() {
-    require_docker();
-    let job = unique("flood");
-    let p = Project::new(&one_job(
-        &job,
-        // One 200 MB line: no newline to flush on, the worst case for line buffering.
-        r#"  image: cijob-test/busybox
-  script: ["head -c 200000000 /dev/zero | tr \"\\\\0\" y"]
-"#,
-    ));
+/// What a measured run gave: exit code, stdout byte count, stdout's last bytes, peak RSS (kB).
+struct Measured {
+    code: Option<i32>,
+    bytes: u64,
+    tail: String,
+    peak_kb: u64,
+}
+
+/// Run `cijob run JOB`, counting its stdout without keeping it and sampling its peak RSS.
+fn run_measured(p: &Project, job: &str) -> Measured {
     let mut child = p
-        .cijob(&["run", &job])
+        .cijob(&["run", job])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -246,34 +245,108 @@ fn two_hundred_megabytes_of_output_keep_cijobs_memory_flat() {
     let pid = child.id();
     let mut out = child.stdout.take().unwrap();
     let counter = std::thread::spawn(move || {
-        let mut total = 0u64;
+        let (mut total, mut tail) = (0u64, Vec::new());
         let mut buf = vec![0u8; 1 << 16];
         while let Ok(n) = out.read(&mut buf) {
             if n == 0 {
                 break;
             }
             total += n as u64;
+            tail.extend_from_slice(&buf[..n]);
+            tail.drain(..tail.len().saturating_sub(4096));
         }
-        total
+        (total, String::from_utf8_lossy(&tail).into_owned())
     });
-    let mut peak = 0;
+    let mut peak_kb = 0;
     let start = Instant::now();
     while child.try_wait().unwrap().is_none() {
         if let Some(kb) = vm_hwm_kb(pid) {
-            peak = peak.max(kb);
+            peak_kb = peak_kb.max(kb);
         }
         assert!(
             start.elapsed() < Duration::from_secs(300),
-            "flood took too long"
+            "{job} took too long"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let status = child.wait().unwrap();
-    let total = counter.join().unwrap();
-    assert_eq!(status.code(), Some(0));
-    assert!(total >= 200_000_000, "only {total} bytes of output arrived");
-    assert!(peak > 0, "VmHWM was never read");
-    assert!(peak < 100 * 1024, "cijob's peak RSS was {peak} kB");
+    let code = child.wait().unwrap().code();
+    let (bytes, tail) = counter.join().unwrap();
+    assert!(peak_kb > 0, "VmHWM was never read");
+    Measured {
+        code,
+        bytes,
+        tail,
+        peak_kb,
+    }
+}
+
+#[test]
+fn a_gigabyte_of_output_keeps_cijobs_memory_flat() {
+    require_docker();
+    let job = unique("flood");
+    let p = Project::new(&one_job(
+        &job,
+        // 500 MB as one line (no newline to flush on, the worst case for masking), then
+        // 500 MB of short lines (the most frames; `yes` ends by SIGPIPE, 141 under pipefail).
+        r#"  image: cijob-test/busybox
+  script:
+    - head -c 500000000 /dev/zero | tr "\0" y
+    - yes 0123456789012345678901234567890123456789 | head -c 500000000 || [ $? -eq 141 ]
+"#,
+    ));
+    let m = run_measured(&p, &job);
+    assert_eq!(m.code, Some(0));
+    assert!(m.bytes >= 1_000_000_000, "only {} bytes arrived", m.bytes);
+    assert!(
+        m.peak_kb < 100 * 1024,
+        "cijob's peak RSS was {} kB",
+        m.peak_kb
+    );
+    assert_no_leftovers_for_job(&job);
+}
+
+#[test]
+fn a_300_megabyte_project_file_is_streamed_in_with_flat_memory() {
+    require_docker();
+    let job = unique("bigrepo");
+    let p = Project::new(&one_job(
+        &job,
+        "  image: cijob-test/busybox\n  script: [\"md5sum big.bin\"]\n",
+    ));
+    // Untracked and not ignored, so it is copied; pseudo-random so nothing compresses it.
+    let big = p.path().join("big.bin");
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let data: Vec<u8> = (0..300_000_000 / 8)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        })
+        .collect();
+    std::fs::write(&big, &data).unwrap();
+    drop(data);
+    let host = std::process::Command::new("md5sum")
+        .arg(&big)
+        .output()
+        .unwrap();
+    let host_sum = String::from_utf8_lossy(&host.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let m = run_measured(&p, &job);
+    assert_eq!(m.code, Some(0), "{}", m.tail);
+    assert!(
+        m.tail.contains(&format!("{host_sum}  big.bin")),
+        "the job saw another file:\n{}",
+        m.tail
+    );
+    assert!(
+        m.peak_kb < 100 * 1024,
+        "cijob's peak RSS was {} kB",
+        m.peak_kb
+    );
     assert_no_leftovers_for_job(&job);
 }
 
