@@ -122,10 +122,9 @@ pub fn handle_env() {
                     completer = cwd.join(completer);
                 }
             }
-            print!(
-                "{}",
-                registration_calling(shell, &completer.to_string_lossy())
-            );
+            // Not print!: it panics when stdout is a closed pipe.
+            let script = registration_calling(shell, &completer.to_string_lossy());
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), script.as_bytes());
             std::process::exit(0);
         }
     }

@@ -41,7 +41,7 @@ pub(crate) async fn step_stage(
     let first_end = if stepping { 0 } else { n };
     let first = plan.debug_segment(0, first_end, false);
     if let StageEnd::TimedOut =
-        run_stage(engine, build, first, &plan.secrets, plan.job_timeout).await?
+        run_stage(engine, build, first, &plan.secrets, plan.job_timeout, ui).await?
     {
         return Ok(StageEnd::TimedOut);
     }
@@ -78,7 +78,7 @@ pub(crate) async fn step_stage(
                 Choice::Shell => shell(engine, plan, build, ui).await?,
                 Choice::Retry => {
                     let end = if stepping { step + 1 } else { n };
-                    segment(engine, plan, build, step, end).await?;
+                    segment(engine, plan, build, step, end, ui).await?;
                 }
                 Choice::Continue => {
                     skipped_failure = Some(rc);
@@ -99,7 +99,7 @@ pub(crate) async fn step_stage(
         }
         if !stepping {
             // Resumed after a skipped failure: run the rest.
-            segment(engine, plan, build, step, n).await?;
+            segment(engine, plan, build, step, n, ui).await?;
             continue;
         }
         ui.line(&format!(
@@ -120,12 +120,12 @@ pub(crate) async fn step_stage(
         )
         .await?;
         match choice {
-            Choice::Run => segment(engine, plan, build, step, step + 1).await?,
+            Choice::Run => segment(engine, plan, build, step, step + 1, ui).await?,
             Choice::Skip => set_status(engine, build, plan, step + 1).await?,
             Choice::Shell => shell(engine, plan, build, ui).await?,
             Choice::RunAll => {
                 stepping = false;
-                segment(engine, plan, build, step, n).await?;
+                segment(engine, plan, build, step, n, ui).await?;
             }
             _ => return Ok(StageEnd::Aborted(skipped_failure.unwrap_or(1))),
         }
@@ -147,6 +147,7 @@ async fn segment(
     build: &str,
     start: usize,
     end: usize,
+    ui: &Ui,
 ) -> Result<(), Error> {
     let script = plan.debug_segment(start, end, true);
     let cmd = vec![
@@ -161,7 +162,7 @@ async fn segment(
         let _ = input.write_all(script.as_bytes()).await;
         let _ = input.shutdown().await;
     });
-    pump_output(attached.output, plan.secrets.clone()).await;
+    pump_output(attached.output, plan.secrets.clone(), ui.clone()).await;
     writer.abort();
     Ok(())
 }

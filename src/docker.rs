@@ -93,12 +93,48 @@ fn describe_host() -> String {
     }
 }
 
-/// Turn a bollard error into a user-facing message without Debug noise.
+/// Turn a bollard error into a user-facing message without Debug noise. Transport errors
+/// say little at the top (`client error (Connect)`), so their causes follow.
 pub fn message(e: &BollardError) -> String {
     match e {
         BollardError::DockerResponseServerError { message, .. } => message.clone(),
         BollardError::DockerStreamError { error } => error.clone(),
-        other => other.to_string(),
+        other => {
+            let mut text = other.to_string();
+            let mut cause = std::error::Error::source(other);
+            while let Some(c) = cause {
+                let part = c.to_string();
+                if !text.contains(&part) {
+                    text = format!("{text}: {part}");
+                }
+                cause = c.source();
+            }
+            text
+        }
+    }
+}
+
+/// Whether the connection to the daemon failed (as opposed to the daemon answering with an
+/// error): the socket is gone or the connection broke. The client's 120 s timeout is not
+/// one: a pull from a stalled registry sends nothing back for that long, yet the daemon is fine.
+fn is_transport(e: &BollardError) -> bool {
+    matches!(
+        e,
+        BollardError::IOError { .. }
+            | BollardError::HyperResponseError { .. }
+            | BollardError::HyperLegacyError { .. }
+            | BollardError::SocketNotFoundError(_)
+    )
+}
+
+/// How long a liveness check may take. A local daemon answers a ping in milliseconds, even
+/// when busy; this only bounds the cases where no answer would ever come.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn lost(cause: String) -> Error {
+    Error::DaemonLost {
+        host: describe_host(),
+        cause,
     }
 }
 
@@ -113,7 +149,12 @@ pub fn is_not_found(e: &BollardError) -> bool {
 }
 
 fn docker_err(what: &str, e: BollardError) -> Error {
-    Error::Docker(format!("{what}: {}", message(&e)))
+    let cause = format!("{what}: {}", message(&e));
+    if is_transport(&e) {
+        lost(cause)
+    } else {
+        Error::Docker(cause)
+    }
 }
 
 impl Engine {
@@ -189,10 +230,7 @@ impl Engine {
                     current: info.progress_detail.as_ref().and_then(|p| p.current),
                     total: info.progress_detail.as_ref().and_then(|p| p.total),
                 }),
-                Err(e) => Err(Error::Docker(format!(
-                    "failed to pull image \"{name}\": {}",
-                    message(&e)
-                ))),
+                Err(e) => Err(docker_err(&format!("failed to pull image \"{name}\""), e)),
             })
     }
 
@@ -357,9 +395,23 @@ impl Engine {
             Some(Ok(r)) => Ok(r.status_code),
             Some(Err(BollardError::DockerContainerWaitError { code, .. })) => Ok(code),
             Some(Err(e)) => Err(docker_err("waiting for container", e)),
-            None => Err(Error::Docker(
-                "container wait ended without a status".into(),
+            // The daemon always ends a wait with a status: the connection closed under it.
+            None => Err(lost(
+                "waiting for container: the answer ended without a status".into(),
             )),
+        }
+    }
+
+    /// Check that the daemon still answers, within a few seconds: for the places where an
+    /// answer may otherwise never come (a connection that went silent without closing).
+    pub async fn probe(&self) -> Result<(), Error> {
+        match tokio::time::timeout(PROBE_TIMEOUT, self.docker.ping()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(lost(format!("checking that it answers: {}", message(&e)))),
+            Err(_) => Err(lost(format!(
+                "it did not answer a ping within {} s",
+                PROBE_TIMEOUT.as_secs()
+            ))),
         }
     }
 

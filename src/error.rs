@@ -98,6 +98,10 @@ pub enum Error {
     Usage(String),
     #[error("Cannot talk to the Docker daemon: {0}")]
     Docker(String),
+    /// The daemon stopped answering after cijob had started using it: the connection broke,
+    /// or it went silent. What the run created may still be on the daemon.
+    #[error("Lost the connection to the Docker daemon (at {host}): {cause}\nhint: what the run had created may still be there (its containers may still be running); once the daemon answers again, `cijob clean` removes it")]
+    DaemonLost { host: String, cause: String },
     /// The daemon answered but could not pull an image (registry refusal, unknown image...).
     #[error("{0}")]
     Pull(String),
@@ -116,7 +120,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) | Error::Usage(_) => exit::USAGE,
-            Error::Docker(_) | Error::Pull(_) => exit::DOCKER,
+            Error::Docker(_) | Error::DaemonLost { .. } | Error::Pull(_) => exit::DOCKER,
             Error::JobFailed(code) => u8::try_from(*code).ok().filter(|c| *c != 0).unwrap_or(1),
             Error::Timeout => exit::TIMEOUT,
             Error::Interrupted("SIGHUP") => exit::INTERRUPTED_HUP,

@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 
 use futures_util::StreamExt;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle};
 
 use crate::auth::{self, Found, Sources};
-use crate::docker::Engine;
+use crate::docker::{split_tag, Engine};
 use crate::error::{ConfigError, Error};
 use crate::model::PullPolicy;
 use crate::ui::Ui;
@@ -107,10 +107,15 @@ async fn pull_with_progress(
             .progress_chars("=> ");
     let mut bars: HashMap<String, ProgressBar> = HashMap::new();
     let mut last_status: HashMap<String, String> = HashMap::new();
+    // Whole-image lines carry the tag (or digest) where layer lines carry a layer id.
+    let (_, tag) = split_tag(image);
+    let reference = image
+        .rsplit_once('@')
+        .map_or(tag.as_str(), |(_, digest)| digest);
     let mut stream = Box::pin(engine.pull(image, platform, found.map(|f| &f.credentials)));
     while let Some(event) = stream.next().await {
         let event = event?;
-        if event.layer.is_empty() || event.layer == "latest" {
+        if event.layer.is_empty() || event.layer == reference {
             // Whole-image status lines ("Digest: ...", "Status: ...").
             if !event.status.is_empty() {
                 multi.suspend(|| ui.line(&event.status));
@@ -119,7 +124,9 @@ async fn pull_with_progress(
         }
         if interactive {
             let bar = bars.entry(event.layer.clone()).or_insert_with(|| {
-                let b = multi.add(ProgressBar::new(0));
+                // A bar dropped unfinished (a failed pull, or one an interrupt dropped) would
+                // stay drawn above the lines that follow: it clears itself instead.
+                let b = multi.add(ProgressBar::new(0).with_finish(ProgressFinish::AndClear));
                 b.set_style(style.clone());
                 b.set_prefix(event.layer.clone());
                 b

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bollard::container::LogOutput;
@@ -64,10 +65,14 @@ pub async fn execute(
         }
     };
     let interrupted = matches!(result, Err(Error::Interrupted(_)));
-    if plan.keep && !interrupted {
+    let lost = matches!(result, Err(Error::DaemonLost { .. }));
+    if plan.keep && !interrupted && !lost {
         keep(engine, plan, ui).await;
-    } else {
-        cleanup(engine, &plan.run_id).await;
+    } else if let Err(e) = cleanup(engine, &plan.run_id).await {
+        // A lost daemon's error already says what remains and how to remove it.
+        if !lost {
+            ui.warning(&format!("Could not remove the job's containers: {e}"));
+        }
     }
     result
 }
@@ -218,6 +223,7 @@ async fn job(
             plan.step_script(),
             &plan.secrets,
             plan.job_timeout,
+            ui,
         )
         .await?
     } else {
@@ -242,6 +248,7 @@ async fn job(
             plan.after_script(status),
             &plan.secrets,
             plan.after_script_timeout,
+            ui,
         )
         .await?;
         match after {
@@ -349,6 +356,12 @@ async fn upload_project(
     }
 }
 
+/// How often to check that the daemon still answers while a container runs with its output
+/// stream closed. Normally the stream closes as the container exits and the wait answers at
+/// once; otherwise the script closed its stdout and stderr and runs on, or the connection
+/// broke, and a broken connection may never deliver the wait's answer.
+const PROBE_AFTER_OUTPUT_CLOSED: Duration = Duration::from_secs(2);
+
 /// Attach, start, send the script on stdin and stream output until the container stops.
 pub(crate) async fn run_stage(
     engine: &Engine,
@@ -356,6 +369,7 @@ pub(crate) async fn run_stage(
     script: String,
     secrets: &[String],
     timeout: Duration,
+    ui: &Ui,
 ) -> Result<StageEnd, Error> {
     let attached = engine.attach(id).await?;
     engine.start(id).await?;
@@ -365,28 +379,47 @@ pub(crate) async fn run_stage(
         let _ = input.write_all(script.as_bytes()).await;
         let _ = input.shutdown().await;
     });
-    let pump = tokio::spawn(pump_output(attached.output, secrets.to_vec()));
-    let end = match tokio::time::timeout(timeout, engine.wait(id)).await {
-        Ok(code) => StageEnd::Exited(code?),
-        Err(_) => {
-            engine.stop(id, Duration::from_secs(5)).await?;
-            StageEnd::TimedOut
+    let mut pump = tokio::spawn(pump_output(attached.output, secrets.to_vec(), ui.clone()));
+    let mut output_open = true;
+    let end = async {
+        let wait = engine.wait(id);
+        tokio::pin!(wait);
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                code = &mut wait => return Ok(StageEnd::Exited(code?)),
+                () = &mut deadline => {
+                    engine.stop(id, Duration::from_secs(5)).await?;
+                    return Ok(StageEnd::TimedOut);
+                }
+                _ = &mut pump, if output_open => output_open = false,
+                () = tokio::time::sleep(PROBE_AFTER_OUTPUT_CLOSED), if !output_open => {
+                    engine.probe().await?;
+                }
+            }
         }
-    };
-    writer.abort();
-    // The attach stream may not close on some engines (bollard#251): bound the final drain.
-    let abort = pump.abort_handle();
-    if tokio::time::timeout(Duration::from_secs(2), pump)
-        .await
-        .is_err()
-    {
-        abort.abort();
     }
-    Ok(end)
+    .await;
+    writer.abort();
+    if output_open {
+        // The attach stream may not close on some engines (bollard#251): bound the final
+        // drain, and skip it when the daemon is gone.
+        if end.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), &mut pump).await;
+        }
+        pump.abort();
+    }
+    end
 }
 
+/// Set once our stdout is a closed pipe (`cijob run job | head -1`): the job still runs to
+/// its end (after_script, cleanup, its exit status), as the container of `docker run | head`
+/// does, and its stdout is dropped from then on. Process-wide, as stdout is.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
 /// Copy the job's stdout and stderr to ours, apart, masking secrets.
-pub(crate) async fn pump_output<S>(mut output: S, secrets: Vec<String>)
+pub(crate) async fn pump_output<S>(mut output: S, secrets: Vec<String>, ui: Ui)
 where
     S: futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Unpin,
 {
@@ -395,22 +428,36 @@ where
     while let Some(Ok(item)) = output.next().await {
         match item {
             LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                write_all(&mut std::io::stdout(), &out_mask.push(&message));
+                write_stdout(&out_mask.push(&message), &ui);
             }
             LogOutput::StdErr { message } => {
-                write_all(&mut std::io::stderr(), &err_mask.push(&message));
+                write_stderr(&err_mask.push(&message));
             }
             LogOutput::StdIn { .. } => {}
         }
     }
-    write_all(&mut std::io::stdout(), &out_mask.finish());
-    write_all(&mut std::io::stderr(), &err_mask.finish());
+    write_stdout(&out_mask.finish(), &ui);
+    write_stderr(&err_mask.finish());
 }
 
-fn write_all(w: &mut dyn Write, bytes: &[u8]) {
+fn write_stdout(bytes: &[u8], ui: &Ui) {
+    if bytes.is_empty() || STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe
+            && !STDOUT_CLOSED.swap(true, Ordering::Relaxed)
+        {
+            ui.warning("cijob's standard output was closed: the job runs on to its end, and its standard output is discarded");
+        }
+    }
+}
+
+fn write_stderr(bytes: &[u8]) {
     if !bytes.is_empty() {
-        let _ = w.write_all(bytes);
-        let _ = w.flush();
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(bytes).and_then(|()| err.flush());
     }
 }
 
@@ -440,7 +487,10 @@ fn with_type(labels: &[(String, String)], kind: &str) -> Vec<(String, String)> {
 }
 
 /// Remove everything labelled with this run: containers first, then network and volume.
-pub async fn cleanup(engine: &Engine, run_id: &str) {
+/// Fails only when the daemon does not answer: every call would then wait for an answer
+/// that never comes.
+pub async fn cleanup(engine: &Engine, run_id: &str) -> Result<(), Error> {
+    engine.probe().await?;
     let label = format!("{LABEL_RUN}={run_id}");
     if let Ok(list) = engine.containers_with(&label).await {
         let removals = list.iter().map(|c| engine.remove_container(&c.id));
@@ -456,6 +506,7 @@ pub async fn cleanup(engine: &Engine, run_id: &str) {
             let _ = engine.remove_volume(&v.name).await;
         }
     }
+    Ok(())
 }
 
 /// `--keep`: restart the build container idle (its shell waits on an open stdin, same

@@ -3,126 +3,13 @@
 //! and `cijob shell` on a kept run.
 
 mod common;
+#[path = "common/tmux.rs"]
+mod tmux;
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
-
-/// A tmux session on a private server socket, killed on drop.
-struct Tmux {
-    session: String,
-}
-
-impl Tmux {
-    fn start(dir: &std::path::Path, args: &str) -> Self {
-        let session = unique("tmux");
-        let cmd = format!(
-            "cd '{}' && env NO_COLOR=1 '{}' {args}; echo CIJOB_EXIT=$?; sleep 600",
-            dir.display(),
-            bin().display()
-        );
-        let st = Command::new("tmux")
-            .args([
-                "-L",
-                "cijob-tests",
-                "new-session",
-                "-d",
-                "-s",
-                &session,
-                "-x",
-                "200",
-                "-y",
-                "50",
-                &cmd,
-            ])
-            .status()
-            .expect("tmux must be installed (scripts/setup-docker.sh installs it)");
-        assert!(st.success());
-        Self { session }
-    }
-
-    fn screen(&self) -> String {
-        let o = Command::new("tmux")
-            .args([
-                "-L",
-                "cijob-tests",
-                "capture-pane",
-                "-p",
-                "-J",
-                "-S",
-                "-2000",
-                "-t",
-                &self.session,
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    #[track_caller]
-    fn wait_for(&self, needle: &str) -> String {
-        self.wait_for_n(needle, 1)
-    }
-
-    /// Wait until `needle` appears at least `n` times on the screen.
-    #[track_caller]
-    fn wait_for_n(&self, needle: &str, n: usize) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            if s.matches(needle).count() >= n {
-                return s;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "timed out waiting for {needle:?}; screen:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let st = Command::new("tmux")
-            .args(["-L", "cijob-tests", "send-keys", "-t", &self.session])
-            .args(keys)
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
-
-    /// Type literally (no key-name interpretation).
-    fn type_text(&self, text: &str) {
-        let st = Command::new("tmux")
-            .args([
-                "-L",
-                "cijob-tests",
-                "send-keys",
-                "-l",
-                "-t",
-                &self.session,
-                text,
-            ])
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
-
-    #[track_caller]
-    fn exit_code(&self) -> i32 {
-        let s = self.wait_for("CIJOB_EXIT=");
-        let tail = &s[s.rfind("CIJOB_EXIT=").unwrap() + "CIJOB_EXIT=".len()..];
-        tail.lines().next().unwrap().trim().parse().unwrap()
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", "cijob-tests", "kill-session", "-t", &self.session])
-            .status();
-    }
-}
+use tmux::Tmux;
 
 fn failing_pipeline(job: &str) -> String {
     format!(

@@ -1,14 +1,24 @@
-//! Faults during a run, against the real Docker daemon: an unreachable daemon, signals at
-//! awkward moments, crashing services, an image without a shell, floods of output and
-//! processes that outlive the script. Every test checks that nothing of the job remains.
+//! Faults during a run, against the real Docker daemon: an unreachable daemon, a daemon lost
+//! mid-job, signals at awkward moments (pulls included), crashing services, an image without
+//! a shell, floods of output, closed output streams and processes that outlive the script.
+//! Every test checks that nothing of the job remains.
 
 mod common;
+#[path = "common/fake_gitlab.rs"]
+mod fake_gitlab;
+#[path = "common/tmux.rs"]
+mod tmux;
 
 use common::*;
-use std::io::Read;
-use std::process::{Child, Stdio};
+use fake_gitlab::{FakeGitlab, Reply};
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tmux::Tmux;
 
 fn one_job(name: &str, body: &str) -> String {
     format!("\"{name}\":\n{body}")
@@ -23,8 +33,11 @@ struct Live {
 
 impl Live {
     fn start(p: &Project, job: &str) -> Self {
-        let mut child = p
-            .cijob(&["run", job])
+        Self::spawn(p.cijob(&["run", job]))
+    }
+
+    fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -63,15 +76,10 @@ impl Live {
     /// Wait until the output contains `needle` (panics after 60 s).
     #[track_caller]
     fn wait_for(&self, needle: &str) {
-        let start = Instant::now();
-        while !self.text().contains(needle) {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "never saw {needle:?}:\n{}",
-                self.text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until(
+            || format!("{needle:?} in:\n{}", self.text()),
+            || self.text().contains(needle),
+        );
     }
 
     /// Wait for the process to exit within `limit`; returns its exit code and all output.
@@ -114,18 +122,37 @@ fn unreachable_daemon_is_exit_125_naming_the_socket_with_a_hint() {
         .assert_err("hint:");
 }
 
-/// Send `signal` once `marker` shows up; the run must end with `code` within 10 s and
-/// leave nothing behind.
+/// Send `signal` once `marker` shows up; see `interrupt`.
 fn interrupt_at(job: &str, yaml: &str, marker: &str, signal: i32, code: i32) {
     require_docker();
     let p = Project::new(yaml);
     let live = Live::start(&p, job);
     live.wait_for(marker);
+    interrupt(live, job, signal, code);
+}
+
+/// Send `signal`: the run must end with `code` within 10 s, say it was interrupted, and
+/// leave nothing behind.
+fn interrupt(live: Live, job: &str, signal: i32, code: i32) {
     unsafe { libc::kill(live.child.id() as i32, signal) };
     let (got, out) = live.finish_within(Duration::from_secs(10));
     assert_eq!(got, Some(code), "{out}");
     assert!(out.contains("Job interrupted by"), "{out}");
     assert_no_leftovers_for_job(job);
+}
+
+/// Poll `done` until it holds (panics after 60 s, saying it never saw `what()`).
+#[track_caller]
+fn wait_until(what: impl Fn() -> String, done: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never saw {}",
+            what()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn slow_service_job(job: &str) -> String {
@@ -362,5 +389,368 @@ fn background_processes_do_not_keep_the_job_alive() {
     let (code, out) = live.finish_within(Duration::from_secs(60));
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("left-behind"), "{out}");
+    assert_no_leftovers_for_job(&job);
+}
+
+/// How the daemon goes away for cijob (the real one, which other tests use, stays up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// Every connection closed and the socket removed, as when dockerd stops.
+    Closed,
+    /// The job's output stream closes, but nothing answers any more: the other connections
+    /// stay open in silence and new ones are accepted and never served (a remote daemon
+    /// whose network went dark).
+    Silent,
+}
+
+/// A Unix socket forwarding each connection to the real daemon's until the test cuts it.
+struct DaemonProxy {
+    dir: tempfile::TempDir,
+    cut: Arc<Mutex<Option<Cut>>>,
+    conns: Arc<Mutex<Vec<Forwarded>>>,
+}
+
+struct Forwarded {
+    client: UnixStream,
+    daemon: UnixStream,
+    /// The connection carries an attach stream (a job's output).
+    attach: Arc<AtomicBool>,
+}
+
+impl DaemonProxy {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = UnixListener::bind(dir.path().join("docker.sock")).unwrap();
+        let cut: Arc<Mutex<Option<Cut>>> = Arc::new(Mutex::new(None));
+        let conns = Arc::new(Mutex::new(Vec::new()));
+        let (cut2, conns2) = (cut.clone(), conns.clone());
+        std::thread::spawn(move || {
+            let mut unanswered = Vec::new();
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                // Locked in the same order as `cut`, so no connection slips past a cut.
+                let mut conns = conns2.lock().unwrap();
+                match *cut2.lock().unwrap() {
+                    Some(Cut::Closed) => break,
+                    Some(Cut::Silent) => {
+                        unanswered.push(client);
+                        continue;
+                    }
+                    None => {}
+                }
+                let daemon = UnixStream::connect("/var/run/docker.sock").expect("docker.sock");
+                let attach = Arc::new(AtomicBool::new(false));
+                let clone = |s: &UnixStream| s.try_clone().unwrap();
+                relay(clone(&client), clone(&daemon), Some(attach.clone()), &cut2);
+                relay(clone(&daemon), clone(&client), None, &cut2);
+                conns.push(Forwarded {
+                    client,
+                    daemon,
+                    attach,
+                });
+            }
+        });
+        Self { dir, cut, conns }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("docker.sock")
+    }
+
+    fn docker_host(&self) -> String {
+        format!("unix://{}", self.path().display())
+    }
+
+    fn cut(&self, how: Cut) {
+        let conns = self.conns.lock().unwrap();
+        *self.cut.lock().unwrap() = Some(how);
+        for c in conns.iter() {
+            let _ = c.daemon.shutdown(std::net::Shutdown::Both);
+            if how == Cut::Closed || c.attach.load(Ordering::SeqCst) {
+                let _ = c.client.shutdown(std::net::Shutdown::Both);
+            }
+        }
+        drop(conns);
+        if how == Cut::Closed {
+            // Wake the accept loop up: it sees the cut and closes the socket.
+            let _ = UnixStream::connect(self.path());
+            let _ = std::fs::remove_file(self.path());
+        }
+    }
+}
+
+impl Drop for DaemonProxy {
+    fn drop(&mut self) {
+        self.cut(Cut::Closed);
+    }
+}
+
+/// Copy `from` to `to` on a thread, flagging an attach request; the end of `from` is passed
+/// on only while nothing is cut (after a cut, `DaemonProxy::cut` decides what each side sees).
+fn relay(
+    mut from: UnixStream,
+    mut to: UnixStream,
+    attach: Option<Arc<AtomicBool>>,
+    cut: &Arc<Mutex<Option<Cut>>>,
+) {
+    let cut = cut.clone();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n @ 1..) = from.read(&mut buf) {
+            if let Some(flag) = &attach {
+                if buf[..n].windows(8).any(|w| w == b"/attach?") {
+                    flag.store(true, Ordering::SeqCst);
+                }
+            }
+            if to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        if cut.lock().unwrap().is_none() {
+            let _ = to.shutdown(std::net::Shutdown::Write);
+        }
+    });
+}
+
+/// The daemon goes away (`how`) while the script runs: cijob must end `within` with the
+/// Docker exit status and say what happened (`cause`) and what to do; `cijob clean`, through
+/// the real socket, then removes the job's objects.
+fn daemon_lost_mid_job(how: Cut, within: Duration, cause: &str) {
+    require_docker();
+    let job = unique(&format!("lost-{how:?}").to_lowercase());
+    let p = Project::new(&one_job(
+        &job,
+        "  image: cijob-test/busybox\n  script: [\"echo job-is-running\", \"sleep 300\"]\n",
+    ));
+    let proxy = DaemonProxy::start();
+    let mut cmd = p.cijob(&["run", &job]);
+    cmd.env("DOCKER_HOST", proxy.docker_host());
+    let live = Live::spawn(cmd);
+    live.wait_for("job-is-running");
+    proxy.cut(how);
+    let (code, out) = live.finish_within(within);
+    assert_eq!(code, Some(125), "{out}");
+    for needle in [
+        "Lost the connection to the Docker daemon",
+        &format!("DOCKER_HOST={}", proxy.docker_host()),
+        cause,
+        "cijob clean",
+    ] {
+        assert!(out.contains(needle), "no {needle:?} in:\n{out}");
+    }
+    // The daemon never heard of it: the job's container runs on.
+    let left = leftovers(&format!("cijob.job={job}"));
+    assert!(left.iter().any(|l| l.starts_with("container")), "{left:?}");
+    p.run(&["clean", &job])
+        .assert_code(0)
+        .assert_err("removed container")
+        .assert_err("removed volume");
+    assert_no_leftovers_for_job(&job);
+}
+
+#[test]
+fn daemon_lost_mid_job_is_exit_125_with_a_hint_and_clean_removes_the_rest() {
+    daemon_lost_mid_job(
+        Cut::Closed,
+        Duration::from_secs(10),
+        "waiting for container",
+    );
+}
+
+#[test]
+fn daemon_gone_silent_mid_job_is_noticed_within_seconds() {
+    // Not the client's 120 s timeout: a ping goes unanswered for 3 s.
+    daemon_lost_mid_job(Cut::Silent, Duration::from_secs(20), "did not answer");
+}
+
+/// A registry on loopback that answers `/v2/` and then `reply` for everything else (the
+/// daemon asks for the manifest first).
+fn registry(reply: impl Fn(&str) -> Reply + Send + Sync + 'static) -> FakeGitlab {
+    FakeGitlab::start(move |req| {
+        if req.target == "/v2/" {
+            Reply::ok("{}")
+        } else {
+            reply(&req.target)
+        }
+    })
+}
+
+fn stall() -> Reply {
+    Reply::ok("").slow(Duration::from_secs(3600))
+}
+
+/// Wait until the daemon, pulling, has asked `registry` for a manifest.
+#[track_caller]
+fn wait_for_manifest_request(registry: &FakeGitlab) {
+    let what = || "the daemon asking the registry for a manifest".to_string();
+    wait_until(what, || {
+        registry
+            .requests()
+            .iter()
+            .any(|r| r.target.contains("/manifests/"))
+    });
+}
+
+/// Send `signal` while the daemon pulls `IMAGE` (in `yaml`) from a registry that never
+/// answers the manifest request, once the job's objects of `kinds` exist; see `interrupt`.
+fn interrupt_pull(name: &str, yaml: &str, kinds: &[&str], signal: i32, code: i32) {
+    require_docker();
+    let registry = registry(|_| stall());
+    let job = unique(name);
+    let image = format!("127.0.0.1:{}/stall/{name}:1", registry.port);
+    let p = Project::new(&one_job(&job, &yaml.replace("IMAGE", &image)));
+    let live = Live::start(&p, &job);
+    live.wait_for(&format!("Pulling docker image {image}"));
+    wait_for_manifest_request(&registry);
+    let left = leftovers(&format!("cijob.job={job}"));
+    for kind in kinds {
+        assert!(
+            left.iter().any(|l| l.starts_with(kind)),
+            "no {kind}: {left:?}"
+        );
+    }
+    interrupt(live, &job, signal, code);
+}
+
+#[test]
+fn sigint_during_a_pull_cleans_up() {
+    let yaml = "  image: IMAGE\n  script: [echo never]\n";
+    interrupt_pull("sig-pull-int", yaml, &["volume"], libc::SIGINT, 130);
+}
+
+#[test]
+fn sigterm_during_a_service_pull_cleans_up() {
+    // One service already runs, on a network of the build's own.
+    let yaml = concat!(
+        "  image: cijob-test/busybox\n",
+        "  variables: {FF_NETWORK_PER_BUILD: \"true\"}\n",
+        "  services: [cijob-test/svc-tcp, \"IMAGE\"]\n",
+        "  script: [echo never]\n",
+    );
+    let kinds = ["container", "network", "volume"];
+    interrupt_pull("sig-pull-term", yaml, &kinds, libc::SIGTERM, 143);
+}
+
+#[test]
+fn sigint_during_a_pull_on_a_terminal_erases_the_progress_bars() {
+    require_docker();
+    // A manifest whose layer downloads for minutes (its config never comes): the daemon
+    // reports progress every 1% of the layer (10 kB, 2 s here), and cijob draws a bar.
+    let digest = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+    let layer = digest('b');
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":1000,"digest":"{}"}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":1000000,"digest":"{layer}"}}]}}"#,
+        digest('a')
+    );
+    let registry = registry(move |target| {
+        if target.contains("/manifests/") {
+            Reply {
+                content_type: "application/vnd.docker.distribution.manifest.v2+json",
+                ..Reply::ok(manifest.clone())
+            }
+        } else if target.ends_with(&layer) {
+            Reply::endless(1_000_000)
+        } else {
+            stall()
+        }
+    });
+    let job = unique("sig-pull-tty");
+    let image = format!("127.0.0.1:{}/trickle/image:1", registry.port);
+    let p = Project::new(&one_job(
+        &job,
+        &format!("  image: {image}\n  script: [echo never]\n"),
+    ));
+    let t = Tmux::start(p.path(), &format!("run '{job}'"));
+    t.wait_for("Downloading");
+    unsafe { libc::kill(t.command_pid(), libc::SIGINT) };
+    assert_eq!(t.exit_code(), 130, "{}", t.screen());
+    let screen = t.screen();
+    assert!(screen.contains("Job interrupted by SIGINT"), "{screen}");
+    assert!(!screen.contains("Downloading"), "a bar was left:\n{screen}");
+    assert!(
+        !screen.contains("bbbbbbbbbbbb"),
+        "a bar was left:\n{screen}"
+    );
+    assert_no_leftovers_for_job(&job);
+}
+
+/// Run `script` (YAML list items) as a job; returns the result and checks that nothing of
+/// the job remains.
+fn run_script(script: &str) -> Run {
+    require_docker();
+    let job = unique("script");
+    let p = Project::new(&one_job(
+        &job,
+        &format!(
+            "  image: cijob-test/busybox\n  script:\n{script}  after_script: [\"echo after-script-ran >&2\"]\n"
+        ),
+    ));
+    let r = p.run(&["run", &job]);
+    assert_no_leftovers_for_job(&job);
+    r
+}
+
+#[test]
+fn a_job_closing_its_stdout_gets_its_own_exit_status() {
+    let r = run_script(concat!(
+        "    - echo before-close\n",
+        "    - 'exec 1>&-; echo into-closed-\"\"stdout || echo stdout-write-failed-$? >&2; exit 3'\n",
+    ));
+    r.assert_code(3)
+        .assert_out("before-close")
+        .assert_err("stdout-write-failed-1")
+        .assert_err("after-script-ran")
+        .assert_err("Job failed: exit code 3")
+        .assert_not("into-closed-stdout");
+}
+
+#[test]
+fn a_job_sending_its_output_away_runs_to_its_end() {
+    // Its stdout and stderr go elsewhere while it runs on: not a lost daemon.
+    let r = run_script(concat!(
+        "    - echo before-redirect\n",
+        "    - 'exec >/dev/null 2>&1; echo hid\"\"den; sleep 6; exit 7'\n",
+    ));
+    r.assert_code(7)
+        .assert_out("before-redirect")
+        .assert_err("after-script-ran")
+        .assert_err("Job failed: exit code 7")
+        .assert_not("hidden")
+        .assert_not("Lost the connection");
+}
+
+#[test]
+fn closed_stdout_of_cijob_lets_the_job_finish_and_clean_up() {
+    require_docker();
+    let job = unique("epipe");
+    let p = Project::new(&one_job(
+        &job,
+        concat!(
+            "  image: cijob-test/busybox\n",
+            "  script: [\"echo first-line\", \"sleep 2\", \"seq 1 1000\", \"echo still-running >&2\", \"exit 4\"]\n",
+            "  after_script: [\"echo after-script-ran\", \"echo after-script-ran-too >&2\"]\n",
+        ),
+    ));
+    // `cijob run job | head -n 1`: head is gone long before the job writes again.
+    let o = Command::new("bash")
+        .arg("-c")
+        .arg(r#""$@" | head -n 1; echo "CIJOB_EXIT=${PIPESTATUS[0]}""#)
+        .arg("bash")
+        .arg(bin())
+        .arg("-C")
+        .arg(p.path())
+        .args(["run", &job])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let r = Run::from(o);
+    r.assert_out("CIJOB_EXIT=4")
+        .assert_err("standard output was closed")
+        .assert_err("still-running")
+        .assert_err("after-script-ran-too")
+        .assert_err("Job failed: exit code 4")
+        .assert_not("panicked");
+    assert_eq!(r.stdout.lines().count(), 2, "{}", r.stdout);
     assert_no_leftovers_for_job(&job);
 }

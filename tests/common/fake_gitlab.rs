@@ -1,5 +1,6 @@
-//! A tiny HTTP/1.1 server on loopback standing in for a GitLab instance: answers from a
-//! handler (a map of path -> reply, or anything else), records every request, stops on drop.
+//! A tiny HTTP/1.1 server on loopback standing in for a GitLab instance (or a registry that
+//! stalls): answers from a handler (a map of path -> reply, or anything else), records every
+//! request, stops on drop.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -25,6 +26,8 @@ pub struct Reply {
     pub content_type: &'static str,
     /// Wait this long before answering (a slow server).
     pub delay: Duration,
+    /// Announce a body of this many bytes and trickle it out without ever finishing.
+    pub endless: Option<u64>,
 }
 
 impl Reply {
@@ -34,6 +37,7 @@ impl Reply {
             body: body.into(),
             content_type: "text/plain; charset=utf-8",
             delay: Duration::ZERO,
+            endless: None,
         }
     }
     pub fn status(status: u16) -> Self {
@@ -42,6 +46,7 @@ impl Reply {
             body: format!("{{\"message\":\"{status}\"}}"),
             content_type: "application/json",
             delay: Duration::ZERO,
+            endless: None,
         }
     }
     pub fn html(body: &str) -> Self {
@@ -53,6 +58,15 @@ impl Reply {
     pub fn slow(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self
+    }
+    /// A download that makes progress and never ends: `len` bytes announced, 512 sent every
+    /// 100 ms.
+    pub fn endless(len: u64) -> Self {
+        Reply {
+            endless: Some(len),
+            content_type: "application/octet-stream",
+            ..Reply::ok("")
+        }
     }
 }
 
@@ -129,6 +143,12 @@ impl Drop for FakeGitlab {
 
 fn serve(stream: TcpStream, handler: &Handler, requests: &Mutex<Vec<Request>>) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    // A TLS ClientHello (Docker tries HTTPS first, even on an insecure registry): hang up at
+    // once so that the client falls back to plain HTTP without waiting for a timeout.
+    let mut first = [0u8; 1];
+    if stream.peek(&mut first).is_err() || first[0] == 0x16 {
+        return;
+    }
     let mut reader = BufReader::new(match stream.try_clone() {
         Ok(s) => s,
         Err(_) => return,
@@ -163,10 +183,17 @@ fn serve(stream: TcpStream, handler: &Handler, requests: &Mutex<Vec<Request>>) {
         "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         reply.status,
         reply.content_type,
-        reply.body.len()
+        reply.endless.unwrap_or(reply.body.len() as u64)
     );
     let mut stream = stream;
     let _ = stream.write_all(head.as_bytes());
+    if reply.endless.is_some() {
+        // Until the client hangs up.
+        while stream.write_all(&[0; 512]).is_ok() {
+            thread::sleep(Duration::from_millis(100));
+        }
+        return;
+    }
     let _ = stream.write_all(reply.body.as_bytes());
     let _ = stream.flush();
 }
