@@ -40,8 +40,9 @@ pub(crate) async fn step_stage(
     // entrypoint wraps it exactly as in a normal run. In step mode it only sets the scene.
     let first_end = if stepping { 0 } else { n };
     let first = plan.debug_segment(0, first_end, false);
-    if let StageEnd::TimedOut =
-        run_stage(engine, build, first, &plan.secrets, plan.job_timeout, ui).await?
+    if let StageEnd::TimedOut = run_stage(engine, build, first, &plan.secrets, plan.job_timeout, ui)
+        .await?
+        .end
     {
         return Ok(StageEnd::TimedOut);
     }

@@ -21,6 +21,7 @@ use crate::limits;
 use crate::masking::Masker;
 use crate::plan::{RunPlan, ServicePlan, LABEL_RUN, LABEL_TYPE};
 use crate::pull::ensure_image;
+use crate::script::{self, EchoSpotter};
 use crate::ui::Ui;
 
 /// Where the project's files come from.
@@ -36,6 +37,12 @@ pub(crate) enum StageEnd {
     TimedOut,
     /// Debug mode: the user aborted; no after_script.
     Aborted(i64),
+}
+
+/// How a stage ended, and whether its shell reached the script's first command.
+pub(crate) struct Stage {
+    pub end: StageEnd,
+    pub started: bool,
 }
 
 /// Run the plan and clean up after it (unless kept). The job's failure is an `Err` carrying
@@ -216,7 +223,7 @@ async fn job(
     ));
 
     ui.section("Executing \"step_script\" stage of the job script");
-    let step = if plan.debug == DebugMode::Off {
+    let Stage { end: step, started } = if plan.debug == DebugMode::Off {
         run_stage(
             engine,
             &build,
@@ -227,7 +234,10 @@ async fn job(
         )
         .await?
     } else {
-        debug::step_stage(engine, plan, &build, ui).await?
+        Stage {
+            end: debug::step_stage(engine, plan, &build, ui).await?,
+            started: true,
+        }
     };
     let status = match step {
         StageEnd::Exited(0) => "success",
@@ -236,6 +246,13 @@ async fn job(
     };
     // Read now: Docker clears OOMKilled when after_script starts the container again.
     let step_killed = sigkill_note(engine, &build, plan, step).await;
+    let never_ran = match step {
+        StageEnd::Exited(code) if !started => Some(script::script_never_ran(
+            code,
+            plan.build.entrypoint.as_deref(),
+        )),
+        _ => None,
+    };
     if let StageEnd::Aborted(code) = step {
         ui.error(&format!("Job aborted in debug mode (exit code {code})"));
         return Err(Error::JobFailed(if code == 0 { 1 } else { code }));
@@ -250,7 +267,8 @@ async fn job(
             plan.after_script_timeout,
             ui,
         )
-        .await?;
+        .await?
+        .end;
         match after {
             StageEnd::Exited(0) => {}
             StageEnd::Exited(code) => {
@@ -271,11 +289,14 @@ async fn job(
     ui.section("Cleaning up project directory and file based variables");
     match step {
         StageEnd::Exited(0) => {
+            if let Some(why) = &never_ran {
+                ui.warning(why);
+            }
             ui.info("Job succeeded");
             Ok(())
         }
         StageEnd::Exited(code) => {
-            if let Some(why) = &step_killed {
+            if let Some(why) = step_killed.as_ref().or(never_ran.as_ref()) {
                 ui.error(why);
             }
             ui.error(&format!("Job failed: exit code {code}"));
@@ -286,10 +307,11 @@ async fn job(
                 ));
                 Ok(())
             } else {
-                if plan.debug == DebugMode::Off {
+                // Debug mode stops at a failing command: no use when none ran.
+                if plan.debug == DebugMode::Off && started {
                     ui.line(&format!(
                         "hint: `cijob run {} --debug` stops at the failing command with a shell in its state",
-                        crate::script::shell_escape(&plan.job_name)
+                        script::shell_escape(&plan.job_name)
                     ));
                 }
                 Err(Error::JobFailed(code))
@@ -370,7 +392,7 @@ pub(crate) async fn run_stage(
     secrets: &[String],
     timeout: Duration,
     ui: &Ui,
-) -> Result<StageEnd, Error> {
+) -> Result<Stage, Error> {
     let attached = engine.attach(id).await?;
     engine.start(id).await?;
     let mut input = attached.input;
@@ -381,7 +403,9 @@ pub(crate) async fn run_stage(
     });
     let mut pump = tokio::spawn(pump_output(attached.output, secrets.to_vec(), ui.clone()));
     let mut output_open = true;
-    let end = async {
+    // Unknown (the stream never closed) counts as started: no false alarm.
+    let mut started = true;
+    let end: Result<StageEnd, Error> = async {
         let wait = engine.wait(id);
         tokio::pin!(wait);
         let deadline = tokio::time::sleep(timeout);
@@ -393,7 +417,10 @@ pub(crate) async fn run_stage(
                     engine.stop(id, Duration::from_secs(5)).await?;
                     return Ok(StageEnd::TimedOut);
                 }
-                _ = &mut pump, if output_open => output_open = false,
+                echoed = &mut pump, if output_open => {
+                    output_open = false;
+                    started = echoed.unwrap_or(true);
+                }
                 () = tokio::time::sleep(PROBE_AFTER_OUTPUT_CLOSED), if !output_open => {
                     engine.probe().await?;
                 }
@@ -406,11 +433,13 @@ pub(crate) async fn run_stage(
         // The attach stream may not close on some engines (bollard#251): bound the final
         // drain, and skip it when the daemon is gone.
         if end.is_ok() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), &mut pump).await;
+            if let Ok(Ok(echoed)) = tokio::time::timeout(Duration::from_secs(2), &mut pump).await {
+                started = echoed;
+            }
         }
         pump.abort();
     }
-    end
+    Ok(Stage { end: end?, started })
 }
 
 /// Set once our stdout is a closed pipe (`cijob run job | head -1`): the job still runs to
@@ -418,16 +447,19 @@ pub(crate) async fn run_stage(
 /// does, and its stdout is dropped from then on. Process-wide, as stdout is.
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 
-/// Copy the job's stdout and stderr to ours, apart, masking secrets.
-pub(crate) async fn pump_output<S>(mut output: S, secrets: Vec<String>, ui: Ui)
+/// Copy the job's stdout and stderr to ours, apart, masking secrets. Returns whether the
+/// shell echoed a command (it got as far as the script).
+pub(crate) async fn pump_output<S>(mut output: S, secrets: Vec<String>, ui: Ui) -> bool
 where
     S: futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Unpin,
 {
     let mut out_mask = Masker::new(secrets.clone());
     let mut err_mask = Masker::new(secrets);
+    let mut echoes = EchoSpotter::default();
     while let Some(Ok(item)) = output.next().await {
         match item {
             LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                echoes.push(&message);
                 write_stdout(&out_mask.push(&message), &ui);
             }
             LogOutput::StdErr { message } => {
@@ -438,6 +470,7 @@ where
     }
     write_stdout(&out_mask.finish(), &ui);
     write_stderr(&err_mask.finish());
+    echoes.seen()
 }
 
 fn write_stdout(bytes: &[u8], ui: &Ui) {

@@ -80,6 +80,60 @@ fn double_quote(s: &str) -> String {
     out
 }
 
+/// What the shell prints before each command (`$ cmd` in bold green).
+const COMMAND_ECHO: &[u8] = b"\x1b[32;1m$ ";
+
+/// Watches a stage's stdout for the first command echo, across chunk boundaries: if none
+/// ever comes, the shell never got as far as the script's first command.
+#[derive(Debug, Default)]
+pub struct EchoSpotter {
+    tail: Vec<u8>,
+    seen: bool,
+}
+
+impl EchoSpotter {
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.seen {
+            return;
+        }
+        self.tail.extend_from_slice(bytes);
+        self.seen = self
+            .tail
+            .windows(COMMAND_ECHO.len())
+            .any(|w| w == COMMAND_ECHO);
+        let keep = COMMAND_ECHO.len() - 1;
+        self.tail.drain(..self.tail.len().saturating_sub(keep));
+    }
+
+    pub fn seen(&self) -> bool {
+        self.seen
+    }
+}
+
+/// Why a job whose first command never ran ended, given the build container's entrypoint
+/// (`None`: the image's own). The runner passes its shell-detection script as the
+/// container's command, so an entrypoint that does not run its arguments ends the job here.
+pub fn script_never_ran(code: i64, entrypoint: Option<&[String]>) -> String {
+    let whose = match entrypoint {
+        Some(e) if e.iter().any(|a| !a.is_empty()) => {
+            format!("the entrypoint set in `image:entrypoint` ({})", e.join(" "))
+        }
+        Some(_) => {
+            return format!(
+                "The job's first command never ran: the build container exited with code {code} before it (the entrypoint is reset, so the shell itself stopped: see its output above)"
+            )
+        }
+        None => "the image's ENTRYPOINT".to_string(),
+    };
+    format!(
+        "The job's first command never ran: the build container exited with code {code} before it. \
+         Most likely {whose} does not run the command it is given (the runner passes a \
+         shell-detection script as the container's command and the job script on stdin; an \
+         entrypoint script should end with `exec \"$@\"`, or set `image: {{entrypoint: [\"\"]}}`); \
+         otherwise the shell stopped before the first command (see its output above)"
+    )
+}
+
 /// Accumulates body lines the way the runner's `BashWriter` does (one command per line).
 struct Body(String);
 
@@ -240,6 +294,44 @@ mod tests {
     use super::*;
     use std::io::Write;
     use std::process::{Command, Stdio};
+
+    #[test]
+    fn spots_a_command_echo_split_across_chunks() {
+        let mut s = EchoSpotter::default();
+        s.push(b"entrypoint says hi\n\x1b[32");
+        assert!(!s.seen());
+        s.push(b";1m$ echo hi\x1b[0;m\n");
+        assert!(s.seen());
+    }
+
+    #[test]
+    fn plain_dollar_signs_are_not_command_echoes() {
+        let mut s = EchoSpotter::default();
+        for chunk in [&b"$ echo"[..], b"\x1b[32;1m", b"done $ \n"] {
+            s.push(chunk);
+        }
+        assert!(!s.seen());
+    }
+
+    #[test]
+    fn never_ran_names_the_entrypoint_to_blame() {
+        let custom = [
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            "exit 7".to_string(),
+        ];
+        let msg = script_never_ran(7, Some(&custom));
+        assert!(msg.contains("exited with code 7"), "{msg}");
+        assert!(
+            msg.contains("`image:entrypoint` (/bin/sh -c exit 7)"),
+            "{msg}"
+        );
+        assert!(msg.contains("exec \"$@\""), "{msg}");
+        assert!(script_never_ran(1, None).contains("the image's ENTRYPOINT"));
+        let reset = script_never_ran(1, Some(&[String::new()]));
+        assert!(reset.contains("the shell itself stopped"), "{reset}");
+        assert!(!reset.contains("ENTRYPOINT"), "{reset}");
+    }
 
     #[test]
     fn detect_shell_shape() {

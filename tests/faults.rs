@@ -754,3 +754,51 @@ fn closed_stdout_of_cijob_lets_the_job_finish_and_clean_up() {
     assert_eq!(r.stdout.lines().count(), 2, "{}", r.stdout);
     assert_no_leftovers_for_job(&job);
 }
+
+#[test]
+fn an_entrypoint_that_exits_at_once_is_explained() {
+    require_docker();
+    let job = unique("ep-exits");
+    let quiet = format!("{job}-zero");
+    let failing = format!("{job}-false");
+    let p = Project::new(&format!(
+        r#""{job}":
+  image:
+    name: cijob-test/busybox
+    entrypoint: ["/bin/sh", "-c", "echo entrypoint-ran; exit 7"]
+  script: ["echo never-printed"]
+"{quiet}":
+  image:
+    name: cijob-test/busybox
+    entrypoint: ["/bin/true"]
+  script: ["echo never-printed"]
+"{failing}":
+  image: cijob-test/busybox
+  script: ["false"]
+"#
+    ));
+    let r = p.run(&["run", &job]);
+    r.assert_code(7)
+        .assert_out("entrypoint-ran")
+        .assert_not("never-printed")
+        .assert_err("The job's first command never ran: the build container exited with code 7")
+        .assert_err("`image:entrypoint` (/bin/sh -c echo entrypoint-ran; exit 7)")
+        .assert_err("Job failed: exit code 7")
+        .assert_not("--debug` stops at the failing command");
+    assert_no_leftovers_for_job(&job);
+
+    // The runner counts this as a success; cijob agrees, and says why nothing ran.
+    let r = p.run(&["run", &quiet]);
+    r.assert_code(0)
+        .assert_err("WARNING: The job's first command never ran")
+        .assert_err("Job succeeded")
+        .assert_not("never-printed");
+    assert_no_leftovers_for_job(&quiet);
+
+    // A command that fails is not mistaken for a script that never started.
+    let r = p.run(&["run", &failing]);
+    r.assert_code(1)
+        .assert_not("first command never ran")
+        .assert_err("--debug` stops at the failing command");
+    assert_no_leftovers_for_job(&failing);
+}
