@@ -240,26 +240,27 @@ fn boolean(v: &Value, at: &str) -> Result<bool, String> {
 
 /// A memory size string like the runner's (`"512m"`); empty or zero: no limit.
 fn size(v: &Value, at: &str) -> Result<Option<i64>, String> {
-    let text = v
-        .as_str()
-        .ok_or_else(|| format!("{at} must be a string like \"512m\" or \"1g\""))?;
-    if text.is_empty() {
-        return Ok(None);
-    }
-    limits::parse_size(text)
-        .map(limits::limit)
-        .map_err(|e| format!("{at}: {e}"))
+    limit_string(v, at, "\"512m\" or \"1g\"", limits::parse_size)
 }
 
 /// A number of CPUs as a string (`"1.5"`), like the runner; empty or zero: no limit.
 fn cpus(v: &Value, at: &str) -> Result<Option<i64>, String> {
+    limit_string(v, at, "\"1.5\"", limits::parse_cpus)
+}
+
+fn limit_string(
+    v: &Value,
+    at: &str,
+    example: &str,
+    parse: fn(&str) -> Result<i64, String>,
+) -> Result<Option<i64>, String> {
     let text = v
         .as_str()
-        .ok_or_else(|| format!("{at} must be a string like \"1.5\""))?;
+        .ok_or_else(|| format!("{at} must be a string like {example}"))?;
     if text.is_empty() {
         return Ok(None);
     }
-    limits::parse_cpus(text)
+    parse(text)
         .map(limits::limit)
         .map_err(|e| format!("{at}: {e}"))
 }
