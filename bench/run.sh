@@ -53,3 +53,10 @@ git add -A && git -c user.name=b -c user.email=b@b commit -qm bench
 cmds=("$CIJOB run flood >/dev/null 2>&1" "docker run --rm cijob-test/busybox seq 2000000 >/dev/null")
 if command -v gitlab-ci-local >/dev/null; then cmds+=("$GCL flood >/dev/null 2>&1"); fi
 hyperfine --warmup 1 --runs "${RUNS_FLOOD:-3}" "${cmds[@]}"
+
+echo "== peak memory (max RSS of the client process) for the one-line job"
+cd "$WORK/one"
+rss() { /usr/bin/time -f %M -o "$WORK/rss" "$@" >/dev/null 2>&1; echo "$(cat "$WORK/rss") kB  $*"; }
+rss "$CIJOB" run hi
+rss docker run --rm cijob-test/busybox sh -c 'echo hi'
+if command -v gitlab-ci-local >/dev/null; then rss $GCL hi; fi
