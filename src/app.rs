@@ -7,6 +7,7 @@ use crate::config::{DebugMode, RunConfig};
 use crate::discover::{self, ConfigLocation};
 use crate::docker::Engine;
 use crate::error::Error;
+use crate::git::GitInfo;
 use crate::model::{Job, Pipeline};
 use crate::plan::{self, PlanInput, LABEL_KEEP, LABEL_MANAGED, LABEL_PID};
 use crate::run::{self, ProjectSource};
@@ -18,7 +19,7 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<(), Error> {
         .map_err(|e| Error::Usage(format!("cannot read the current directory: {e}")))?;
     match &cli.command {
         Command::List { json } => {
-            let (_, pipeline) = load(&cli, &cwd, ui)?;
+            let (_, pipeline, _) = load(&cli, &cwd, ui)?;
             let text = if *json {
                 listing::json(&pipeline)
             } else {
@@ -28,7 +29,7 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<(), Error> {
             Ok(())
         }
         Command::Show { job } => {
-            let (_, pipeline) = load(&cli, &cwd, ui)?;
+            let (_, pipeline, _) = load(&cli, &cwd, ui)?;
             print(&listing::show(find_job(&pipeline, job)?));
             Ok(())
         }
@@ -52,23 +53,25 @@ fn print(text: &str) {
     }
 }
 
-fn load(cli: &Cli, cwd: &Path, ui: &Ui) -> Result<(ConfigLocation, Pipeline), Error> {
+/// The pipeline, where it was found, and what git says of the project (read once: the
+/// includes and the run both need it).
+fn load(cli: &Cli, cwd: &Path, ui: &Ui) -> Result<(ConfigLocation, Pipeline, GitInfo), Error> {
     let location = discover::discover(cwd, cli.file.as_deref(), cli.directory.as_deref())?;
-    let loaded = loader::load_with(&location, &include_options(cli, &location))?;
+    let git = git::info(&location.project_root);
+    let loaded = loader::load_with(&location, &include_options(cli, &git))?;
     for w in &loaded.warnings {
         ui.warning(w);
     }
-    Ok((location, loaded.pipeline))
+    Ok((location, loaded.pipeline, git))
 }
 
 /// Include settings from the flags and the environment. Without --gitlab-url, the git
 /// remote's host is the instance when the config fetches from one (gitlab.com otherwise).
-fn include_options(cli: &Cli, location: &ConfigLocation) -> loader::LoadOptions {
+fn include_options(cli: &Cli, git: &GitInfo) -> loader::LoadOptions {
     let mut options = loader::LoadOptions::from_env();
-    let git = git::info(&location.project_root);
     options.gitlab_url = cli.gitlab_url.clone().filter(|u| !u.trim().is_empty());
     if options.gitlab_url.is_none() {
-        let host = crate::predefined::server_host(&git);
+        let host = crate::predefined::server_host(git);
         if host != "gitlab.com" {
             options.gitlab_url = Some(format!("https://{host}"));
         }
@@ -138,7 +141,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 }
 
 fn run_job(cli: &Cli, args: &RunArgs, cwd: &Path, ui: &Ui, dry_run: bool) -> Result<(), Error> {
-    let (location, pipeline) = load(cli, cwd, ui)?;
+    let (location, pipeline, git) = load(cli, cwd, ui)?;
     // Relative paths on the command line (--var-file) are relative to -C like everything else.
     let base = cli
         .directory
@@ -166,7 +169,6 @@ fn run_job(cli: &Cli, args: &RunArgs, cwd: &Path, ui: &Ui, dry_run: bool) -> Res
         }
         None => return Err(Error::Usage(no_job_message(&pipeline))),
     };
-    let git = git::info(&location.project_root);
     let config_path = location
         .file
         .strip_prefix(&location.project_root)

@@ -36,24 +36,40 @@ pub struct GitInfo {
     pub default_branch: String,
 }
 
-/// Run a read-only git command in `root`; trimmed-at-end stdout on success.
-fn git(root: &Path, args: &[&str]) -> Option<String> {
-    let out = Command::new("git")
-        .arg("-C")
+fn git_command(root: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new("git");
+    c.arg("-C")
         .arg(root)
         .args(args)
         .env("GIT_OPTIONAL_LOCKS", "0")
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("LC_ALL", "C")
         .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    c
+}
+
+/// Trimmed-at-end stdout of a successful git command.
+fn stdout_of(out: std::io::Result<std::process::Output>) -> Option<String> {
+    let out = out.ok()?;
     if !out.status.success() {
         return None;
     }
     let s = String::from_utf8_lossy(&out.stdout);
     Some(s.trim_end_matches(['\n', '\r']).to_string())
+}
+
+/// Run a read-only git command in `root`; trimmed-at-end stdout on success.
+fn git(root: &Path, args: &[&str]) -> Option<String> {
+    stdout_of(git_command(root, args).output())
+}
+
+/// Several read-only git commands at once: each is a process start, and one after another
+/// they were most of cijob's own start-up time.
+fn git_all<const N: usize>(root: &Path, queries: [&[&str]; N]) -> [Option<String>; N] {
+    let children = queries.map(|args| git_command(root, args).spawn());
+    children.map(|child| stdout_of(child.and_then(|c| c.wait_with_output())))
 }
 
 fn non_empty(s: Option<String>) -> Option<String> {
@@ -144,25 +160,31 @@ fn dir_name(root: &Path) -> String {
 }
 
 pub fn info(root: &Path) -> GitInfo {
-    let in_repo = git(root, &["rev-parse", "--is-inside-work-tree"]).as_deref() == Some("true");
-    let sha = in_repo
-        .then(|| git(root, &["rev-parse", "--verify", "-q", "HEAD^{commit}"]))
-        .flatten()
-        .filter(|s| s.len() >= 40);
-    let head_branch = in_repo
-        .then(|| non_empty(git(root, &["symbolic-ref", "--short", "-q", "HEAD"])))
-        .flatten();
+    // All asked at once; outside a repository every answer is dropped.
+    let [inside, sha, head_branch, tags, remote_url, origin_head, before_sha, log] = git_all(
+        root,
+        [
+            &["rev-parse", "--is-inside-work-tree"],
+            &["rev-parse", "--verify", "-q", "HEAD^{commit}"],
+            &["symbolic-ref", "--short", "-q", "HEAD"],
+            &["tag", "--points-at", "HEAD"],
+            &["remote", "get-url", "origin"],
+            &["symbolic-ref", "-q", "refs/remotes/origin/HEAD"],
+            &["rev-parse", "--verify", "-q", "HEAD~1^{commit}"],
+            // One `git log` for all commit fields; the message goes last since it may hold anything.
+            &["log", "-1", "--format=%an <%ae>%x00%ct%x00%B", "HEAD"],
+        ],
+    );
+    let in_repo = inside.as_deref() == Some("true");
+    let answer = |a: Option<String>| non_empty(a.filter(|_| in_repo));
+    let sha = answer(sha).filter(|s| s.len() >= 40);
+    let head_branch = answer(head_branch);
     let tag = match (&sha, &head_branch) {
-        (Some(_), None) => non_empty(git(root, &["tag", "--points-at", "HEAD"]))
-            .and_then(|t| t.lines().next().map(str::to_string)),
+        (Some(_), None) => answer(tags).and_then(|t| t.lines().next().map(str::to_string)),
         _ => None,
     };
-    let remote_url = in_repo
-        .then(|| non_empty(git(root, &["remote", "get-url", "origin"])))
-        .flatten();
-    let origin_head = in_repo
-        .then(|| git(root, &["symbolic-ref", "-q", "refs/remotes/origin/HEAD"]))
-        .flatten()
+    let remote_url = answer(remote_url);
+    let origin_head = answer(origin_head)
         .and_then(|r| r.strip_prefix("refs/remotes/origin/").map(str::to_string));
 
     let mut gi = GitInfo {
@@ -172,15 +194,10 @@ pub fn info(root: &Path) -> GitInfo {
     };
     gi.short_sha = gi.sha[..8].to_string();
     if sha.is_some() {
-        if let Some(b) = git(root, &["rev-parse", "--verify", "-q", "HEAD~1^{commit}"]) {
+        if let Some(b) = answer(before_sha) {
             gi.before_sha = b;
         }
-        // One `git log` for all commit fields; the message goes last since it may hold anything.
-        let log = git(
-            root,
-            &["log", "-1", "--format=%an <%ae>%x00%ct%x00%B", "HEAD"],
-        )
-        .unwrap_or_default();
+        let log = answer(log).unwrap_or_default();
         let mut fields = log.splitn(3, '\0');
         gi.author = fields.next().unwrap_or_default().to_string();
         // GitLab shows commit times in UTC (`2022-01-31T16:47:55Z`).
