@@ -184,6 +184,19 @@ fn sighup_during_service_start_cleans_up() {
 }
 
 #[test]
+fn sigterm_and_sighup_during_the_script_clean_up() {
+    // SIGINT during the script is `tests/run.rs`'s `sigint_during_script_cleans_everything`.
+    for (signal, code) in [(libc::SIGTERM, 143), (libc::SIGHUP, 129)] {
+        let job = unique(&format!("sig-script-{signal}"));
+        let yaml = one_job(
+            &job,
+            "  image: cijob-test/busybox\n  services: [cijob-test/svc-tcp]\n  script: [\"echo in-script\", \"sleep 120\"]\n",
+        );
+        interrupt_at(&job, &yaml, "in-script", signal, code);
+    }
+}
+
+#[test]
 fn signals_during_after_script_clean_up() {
     for (signal, code) in [
         (libc::SIGINT, 130),
