@@ -59,15 +59,19 @@ pub async fn execute(
         sig = signals.next() => {
             ui.line("");
             ui.error(&format!("Job interrupted by {sig}: stopping it and cleaning up (again to stop at once)"));
-            // Give the job's processes a moment to exit, like the runner's SIGTERM script.
+            // Give the job's processes a moment to exit, like the runner's SIGTERM script: all
+            // containers at once, and bounded, so that many services or a daemon that went
+            // silent cannot hold the cleanup back.
             let grace = async {
                 if let Ok(list) = engine.containers_with(&format!("{LABEL_RUN}={}", plan.run_id)).await {
-                    for c in list {
-                        let _ = engine.stop(&c.id, Duration::from_secs(3)).await;
-                    }
+                    let stops = list.iter().map(|c| engine.stop(&c.id, Duration::from_secs(3)));
+                    futures_util::future::join_all(stops).await;
                 }
             };
-            tokio::select! { _ = grace => {}, _ = signals.next() => {} }
+            tokio::select! {
+                _ = tokio::time::timeout(Duration::from_secs(5), grace) => {},
+                _ = signals.next() => {},
+            }
             Err(Error::Interrupted(sig))
         }
     };

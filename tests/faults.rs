@@ -197,6 +197,22 @@ fn sigterm_and_sighup_during_the_script_clean_up() {
 }
 
 #[test]
+fn sigint_with_services_that_ignore_sigterm_still_ends_within_ten_seconds() {
+    // `sleep` as PID 1 ignores SIGTERM, so each stop takes its whole 3 s grace: one after
+    // another, four of them (and the build container) would take 15 s.
+    let job = unique("sig-stubborn");
+    let svc = "    - name: cijob-test/busybox\n      entrypoint: [\"sleep\", \"300\"]\n";
+    let yaml = one_job(
+        &job,
+        &format!(
+            "  image: cijob-test/busybox\n  services:\n{}  script: [\"echo in-script\", \"sleep 120\"]\n",
+            [svc; 4].iter().enumerate().map(|(i, s)| format!("{s}      alias: s{i}\n")).collect::<String>()
+        ),
+    );
+    interrupt_at(&job, &yaml, "in-script", libc::SIGINT, 130);
+}
+
+#[test]
 fn signals_during_after_script_clean_up() {
     for (signal, code) in [
         (libc::SIGINT, 130),
