@@ -1,6 +1,8 @@
 //! The only module that talks to the Docker daemon (through bollard).
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::auth::DockerCredentials;
@@ -19,6 +21,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWrite;
+use tokio::sync::RwLock;
 
 use crate::error::Error;
 use crate::limits::Resources;
@@ -84,6 +87,8 @@ pub struct Attached {
 #[derive(Clone)]
 pub struct Engine {
     docker: Docker,
+    /// Held (shared) by every request that creates something, until the daemon answers.
+    in_flight: Arc<RwLock<()>>,
 }
 
 fn describe_host() -> String {
@@ -173,7 +178,10 @@ impl Engine {
             .await
             .map_err(|e| unreachable(message(&e)))?;
         docker.ping().await.map_err(|e| unreachable(message(&e)))?;
-        Ok(Self { docker })
+        Ok(Self {
+            docker,
+            in_flight: Arc::default(),
+        })
     }
 
     pub fn raw(&self) -> &Docker {
@@ -234,14 +242,36 @@ impl Engine {
             })
     }
 
+    /// Run a request that creates something to its end, even if the caller is dropped (an
+    /// interrupted run): the daemon carries on with a request whose client went away, so
+    /// what it creates would appear after the cleanup had looked. `settle` waits for these.
+    async fn creating<T: Send + 'static>(
+        &self,
+        request: impl Future<Output = Result<T, BollardError>> + Send + 'static,
+    ) -> Result<T, BollardError> {
+        let guard = self.in_flight.clone().try_read_owned().ok();
+        let task = tokio::spawn(async move {
+            let answer = request.await;
+            drop(guard);
+            answer
+        });
+        task.await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
+    /// Wait (at most `limit`) for the creation requests still on their way.
+    pub async fn settle(&self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, self.in_flight.write()).await;
+    }
+
     pub async fn create_volume(&self, name: &str, labels: &Labels) -> Result<(), Error> {
         let req = VolumeCreateRequest {
             name: Some(name.to_string()),
             labels: Some(labels.iter().cloned().collect()),
             ..Default::default()
         };
-        self.docker
-            .create_volume(req)
+        let docker = self.docker.clone();
+        self.creating(async move { docker.create_volume(req).await })
             .await
             .map_err(|e| docker_err(&format!("creating volume {name}"), e))?;
         Ok(())
@@ -254,8 +284,8 @@ impl Engine {
             labels: Some(labels.iter().cloned().collect()),
             ..Default::default()
         };
-        self.docker
-            .create_network(req)
+        let docker = self.docker.clone();
+        self.creating(async move { docker.create_network(req).await })
             .await
             .map_err(|e| docker_err(&format!("creating network {name}"), e))?;
         Ok(())
@@ -323,9 +353,9 @@ impl Engine {
             name: Some(spec.name.clone()),
             platform: spec.platform.clone().unwrap_or_default(),
         };
+        let docker = self.docker.clone();
         let created = self
-            .docker
-            .create_container(Some(options), body)
+            .creating(async move { docker.create_container(Some(options), body).await })
             .await
             .map_err(|e| docker_err(&format!("creating container {}", spec.name), e))?;
         Ok(created.id)

@@ -68,8 +68,10 @@ pub async fn execute(
                     futures_util::future::join_all(stops).await;
                 }
             };
+            // Meanwhile, what the daemon was still creating lands, so the cleanup sees it.
+            let settle = engine.settle(Duration::from_secs(5));
             tokio::select! {
-                _ = tokio::time::timeout(Duration::from_secs(5), grace) => {},
+                _ = tokio::time::timeout(Duration::from_secs(5), futures_util::future::join(grace, settle)) => {},
                 _ = signals.next() => {},
             }
             Err(Error::Interrupted(sig))

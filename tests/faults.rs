@@ -15,7 +15,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tmux::Tmux;
@@ -423,6 +423,17 @@ struct DaemonProxy {
     dir: tempfile::TempDir,
     cut: Arc<Mutex<Option<Cut>>>,
     conns: Arc<Mutex<Vec<Forwarded>>>,
+    /// Container-create requests seen so far.
+    creates: Arc<AtomicUsize>,
+}
+
+/// What the client-to-daemon side of a connection watches for.
+struct Watch {
+    /// Set when the connection carries an attach request.
+    attach: Arc<AtomicBool>,
+    creates: Arc<AtomicUsize>,
+    /// How long a container-create request is held before the daemon gets it.
+    create_delay: Duration,
 }
 
 struct Forwarded {
@@ -434,7 +445,14 @@ struct Forwarded {
 
 impl DaemonProxy {
     fn start() -> Self {
+        Self::delaying_creates(Duration::ZERO)
+    }
+
+    /// A proxy that holds each container-create request for `delay` (a daemon slow to create).
+    fn delaying_creates(delay: Duration) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let creates = Arc::new(AtomicUsize::new(0));
+        let creates2 = creates.clone();
         let listener = UnixListener::bind(dir.path().join("docker.sock")).unwrap();
         let cut: Arc<Mutex<Option<Cut>>> = Arc::new(Mutex::new(None));
         let conns = Arc::new(Mutex::new(Vec::new()));
@@ -456,7 +474,12 @@ impl DaemonProxy {
                 let daemon = UnixStream::connect("/var/run/docker.sock").expect("docker.sock");
                 let attach = Arc::new(AtomicBool::new(false));
                 let clone = |s: &UnixStream| s.try_clone().unwrap();
-                relay(clone(&client), clone(&daemon), Some(attach.clone()), &cut2);
+                let watch = Watch {
+                    attach: attach.clone(),
+                    creates: creates2.clone(),
+                    create_delay: delay,
+                };
+                relay(clone(&client), clone(&daemon), Some(watch), &cut2);
                 relay(clone(&daemon), clone(&client), None, &cut2);
                 conns.push(Forwarded {
                     client,
@@ -465,7 +488,16 @@ impl DaemonProxy {
                 });
             }
         });
-        Self { dir, cut, conns }
+        Self {
+            dir,
+            cut,
+            conns,
+            creates,
+        }
+    }
+
+    fn creates_seen(&self) -> usize {
+        self.creates.load(Ordering::SeqCst)
     }
 
     fn path(&self) -> PathBuf {
@@ -500,21 +532,27 @@ impl Drop for DaemonProxy {
     }
 }
 
-/// Copy `from` to `to` on a thread, flagging an attach request; the end of `from` is passed
-/// on only while nothing is cut (after a cut, `DaemonProxy::cut` decides what each side sees).
+/// Copy `from` to `to` on a thread, watching the requests (`watch`, client side only); the
+/// end of `from` is passed on only while nothing is cut (after a cut, `DaemonProxy::cut`
+/// decides what each side sees).
 fn relay(
     mut from: UnixStream,
     mut to: UnixStream,
-    attach: Option<Arc<AtomicBool>>,
+    watch: Option<Watch>,
     cut: &Arc<Mutex<Option<Cut>>>,
 ) {
     let cut = cut.clone();
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
         while let Ok(n @ 1..) = from.read(&mut buf) {
-            if let Some(flag) = &attach {
-                if buf[..n].windows(8).any(|w| w == b"/attach?") {
-                    flag.store(true, Ordering::SeqCst);
+            if let Some(w) = &watch {
+                let has = |needle: &[u8]| buf[..n].windows(needle.len()).any(|x| x == needle);
+                if has(b"/attach?") {
+                    w.attach.store(true, Ordering::SeqCst);
+                }
+                if has(b"/containers/create") {
+                    w.creates.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(w.create_delay);
                 }
             }
             if to.write_all(&buf[..n]).is_err() {
@@ -570,6 +608,26 @@ fn daemon_lost_mid_job_is_exit_125_with_a_hint_and_clean_removes_the_rest() {
         Duration::from_secs(10),
         "waiting for container",
     );
+}
+
+#[test]
+fn an_interrupt_while_the_daemon_creates_a_container_leaves_nothing_behind() {
+    require_docker();
+    let job = unique("sig-creating");
+    let p = Project::new(&one_job(
+        &job,
+        "  image: cijob-test/busybox\n  services: [cijob-test/svc-tcp]\n  script: [\"true\"]\n",
+    ));
+    // The daemon gets the service's create request 2 s late, as a busy one answers late.
+    let proxy = DaemonProxy::delaying_creates(Duration::from_secs(2));
+    let mut cmd = p.cijob(&["run", &job]);
+    cmd.env("DOCKER_HOST", proxy.docker_host());
+    let live = Live::spawn(cmd);
+    wait_until(|| live.text(), || proxy.creates_seen() > 0);
+    interrupt(live, &job, libc::SIGHUP, 129);
+    // A container the daemon finished creating after cijob's cleanup would show up now.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_no_leftovers_for_job(&job);
 }
 
 #[test]
