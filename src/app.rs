@@ -9,10 +9,10 @@ use crate::docker::Engine;
 use crate::error::Error;
 use crate::git::GitInfo;
 use crate::model::{Job, Pipeline};
-use crate::plan::{self, PlanInput, LABEL_KEEP, LABEL_MANAGED, LABEL_PID};
+use crate::plan::{self, PlanInput, LABEL_MANAGED};
 use crate::run::{self, ProjectSource};
 use crate::ui::Ui;
-use crate::{git, listing, loader};
+use crate::{git, leftovers, listing, loader};
 
 pub fn run(cli: Cli, ui: &Ui) -> Result<(), Error> {
     let cwd = std::env::current_dir()
@@ -201,6 +201,9 @@ fn run_job(cli: &Cli, args: &RunArgs, cwd: &Path, ui: &Ui, dry_run: bool) -> Res
     };
     runtime()?.block_on(async {
         let engine = Engine::connect().await?;
+        if let Some(w) = dead_runs_warning(&engine).await {
+            ui.warning(&w);
+        }
         run::execute(&engine, &plan, &project, &ui).await
     })
 }
@@ -290,21 +293,21 @@ async fn clean(ui: &Ui, job: Option<&str>) -> Result<(), Error> {
     let mut removed = 0;
     // Containers first: a network or volume cannot go while a container uses it.
     for c in engine.containers_with(&managed).await? {
-        if stale(&c.labels) {
+        if leftovers::stale(&c.labels, leftovers::process_alive) {
             engine.remove_container(&c.id).await?;
             ui.line(&format!("removed container {}", c.name));
             removed += 1;
         }
     }
     for n in engine.networks_with(&managed).await? {
-        if stale(&n.labels) {
+        if leftovers::stale(&n.labels, leftovers::process_alive) {
             engine.remove_network(&n.id).await?;
             ui.line(&format!("removed network {}", n.name));
             removed += 1;
         }
     }
     for v in engine.volumes_with(&managed).await? {
-        if stale(&v.labels) {
+        if leftovers::stale(&v.labels, leftovers::process_alive) {
             engine.remove_volume(&v.name).await?;
             ui.line(&format!("removed volume {}", v.name));
             removed += 1;
@@ -322,16 +325,29 @@ fn selector(job: Option<&str>) -> String {
     }
 }
 
-/// Kept, or left by a cijob process that is gone: never what a live run is using.
-fn stale(labels: &std::collections::HashMap<String, String>) -> bool {
-    labels.get(LABEL_KEEP).map(String::as_str) == Some("true")
-        || !labels
-            .get(LABEL_PID)
-            .and_then(|p| p.parse::<i32>().ok())
-            .is_some_and(process_alive)
-}
-
-fn process_alive(pid: i32) -> bool {
-    // Signal 0 checks existence; our own pid counts as alive.
-    pid > 0 && unsafe { libc::kill(pid, 0) == 0 }
+/// The warning about what dead runs left behind, if any (best effort: a listing that fails
+/// only loses the warning).
+async fn dead_runs_warning(engine: &Engine) -> Option<String> {
+    let all = format!("{LABEL_MANAGED}=true");
+    let (containers, networks, volumes) = futures_util::join!(
+        engine.containers_with(&all),
+        engine.networks_with(&all),
+        engine.volumes_with(&all)
+    );
+    let (containers, networks, volumes) = (
+        containers.unwrap_or_default(),
+        networks.unwrap_or_default(),
+        volumes.unwrap_or_default(),
+    );
+    let found = [
+        ("container", &containers),
+        ("network", &networks),
+        ("volume", &volumes),
+    ];
+    leftovers::dead_runs_warning(
+        found
+            .into_iter()
+            .flat_map(|(kind, list)| list.iter().map(move |m| (kind, &m.labels))),
+        leftovers::process_alive,
+    )
 }

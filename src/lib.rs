@@ -23,6 +23,7 @@ pub mod include_rules;
 pub mod inputs;
 pub mod job_model;
 pub mod key_error;
+pub mod leftovers;
 pub mod limits;
 pub mod listing;
 pub mod loader;

@@ -239,7 +239,7 @@ fn service_crashing_at_start_is_a_warning_and_the_job_continues() {
     p.run(&["run", &job])
         .assert_code(0)
         .assert_err("exited with code 3")
-        .assert_err("WARNING")
+        .assert_err("*** WARNING: Service")
         .assert_out("job-ran")
         .assert_err("Job succeeded");
     assert_no_leftovers_for_job(&job);

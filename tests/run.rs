@@ -641,7 +641,8 @@ fn clean_removes_what_a_killed_run_left_but_not_a_live_run() {
     let live = unique("alive");
     let p = Project::new(&format!(
         "\"{dead}\":\n  image: cijob-test/busybox\n  services: [cijob-test/svc-tcp]\n  script: [\"echo started\", \"sleep 120\"]\n\
-         \"{live}\":\n  image: cijob-test/busybox\n  script: [\"echo started\", \"sleep 120\"]\n"
+         \"{live}\":\n  image: cijob-test/busybox\n  script: [\"echo started\", \"sleep 120\"]\n\
+         \"{live}-next\":\n  image: cijob-test/busybox\n  script: [\"true\"]\n"
     ));
     let spawn = |job: &str| {
         let mut child = p
@@ -665,6 +666,13 @@ fn clean_removes_what_a_killed_run_left_but_not_a_live_run() {
     killed.kill().unwrap(); // SIGKILL: no chance to clean up
     killed.wait().unwrap();
     assert!(!leftovers(&format!("cijob.job={dead}")).is_empty());
+    // The next run says what the dead run left, and not what the live one uses.
+    let next = p.run(&["run", &format!("{live}-next")]);
+    next.assert_code(0)
+        .assert_err("left by")
+        .assert_err(&format!("\"{dead}\""))
+        .assert_err("`cijob clean` removes them")
+        .assert_not(&format!("\"{live}\""));
     common::cijob().args(["clean", &dead]).output().unwrap();
     assert_no_leftovers_for_job(&dead);
     // A live run's containers are never touched, even when asked for by name.
@@ -673,6 +681,7 @@ fn clean_removes_what_a_killed_run_left_but_not_a_live_run() {
     unsafe { libc::kill(alive.id() as i32, libc::SIGTERM) };
     assert_eq!(alive.wait().unwrap().code(), Some(143));
     assert_no_leftovers_for_job(&live);
+    assert_no_leftovers_for_job(&format!("{live}-next"));
 }
 
 #[test]
