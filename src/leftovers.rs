@@ -4,10 +4,12 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::plan::{LABEL_JOB, LABEL_KEEP, LABEL_PID, LABEL_RUN};
+use crate::plan::{LABEL_JOB, LABEL_KEEP, LABEL_MANAGED, LABEL_PID, LABEL_RUN};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Owner {
+    /// Not made by cijob (whatever else its labels say): never touched.
+    Foreign,
     /// A cijob process that is still running uses it: never touched.
     Live,
     Kept,
@@ -18,6 +20,9 @@ pub enum Owner {
 }
 
 pub fn owner(labels: &HashMap<String, String>, alive: impl Fn(i32) -> bool) -> Owner {
+    if labels.get(LABEL_MANAGED).map(String::as_str) != Some("true") {
+        return Owner::Foreign;
+    }
     if labels.get(LABEL_KEEP).map(String::as_str) == Some("true") {
         return Owner::Kept;
     }
@@ -28,9 +33,9 @@ pub fn owner(labels: &HashMap<String, String>, alive: impl Fn(i32) -> bool) -> O
     }
 }
 
-/// What `cijob clean` removes: everything but what a live run uses.
+/// What `cijob clean` removes: what cijob made, but not what a live run uses.
 pub fn stale(labels: &HashMap<String, String>, alive: impl Fn(i32) -> bool) -> bool {
-    owner(labels, alive) != Owner::Live
+    !matches!(owner(labels, alive), Owner::Live | Owner::Foreign)
 }
 
 /// The warning a new run gives when dead runs left objects behind, from each object's kind
@@ -82,9 +87,10 @@ pub fn process_alive(pid: i32) -> bool {
 mod tests {
     use super::*;
 
+    /// Labels of an object cijob made, plus `pairs`.
     fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
+        std::iter::once(&(LABEL_MANAGED, "true"))
+            .chain(pairs)
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
     }
@@ -105,6 +111,12 @@ mod tests {
         assert_eq!(owner(&labels(&[(LABEL_PID, "x")]), alive), Owner::Dead);
         assert!(stale(&kept, alive) && stale(&dead, alive));
         assert!(!stale(&labels(&[(LABEL_PID, "100")]), alive));
+        // Looks like a dead run's, but cijob did not make it.
+        let mut foreign = dead.clone();
+        foreign.remove(LABEL_MANAGED);
+        assert_eq!(owner(&foreign, alive), Owner::Foreign);
+        assert!(!stale(&foreign, alive));
+        assert_eq!(dead_runs_warning([("container", &foreign)], alive), None);
     }
 
     #[test]

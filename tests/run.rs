@@ -760,3 +760,34 @@ fn variables_expand_in_image_service_names_and_aliases_not_in_commands() {
         .assert_err("Starting service cijob-test/svc-tcp:latest...")
         .assert_err("svc-tcp: args(1): $NAME");
 }
+
+#[test]
+fn clean_never_touches_what_cijob_did_not_create() {
+    require_docker();
+    let job = unique("foreign");
+    // One named like cijob's containers, one carrying cijob's job label, neither made by it.
+    let named = format!("cijob-{job}-build");
+    let labelled = format!("{job}-labelled");
+    for args in [
+        vec!["create", "--name", &named, "cijob-test/busybox", "true"],
+        vec![
+            "create",
+            "--name",
+            &labelled,
+            "--label",
+            &format!("cijob.job={job}"),
+            "--label",
+            "cijob.pid=999999",
+            "cijob-test/busybox",
+            "true",
+        ],
+    ] {
+        docker(&args).assert_code(0);
+    }
+    common::cijob().args(["clean", &job]).output().unwrap();
+    common::cijob().arg("clean").output().unwrap();
+    for name in [&named, &labelled] {
+        docker(&["inspect", "-f", "{{.Name}}", name]).assert_code(0);
+    }
+    docker(&["rm", "-f", &named, &labelled]).assert_code(0);
+}
