@@ -297,6 +297,18 @@ fn docker(value: Option<&Value>) -> Result<DockerOptions, String> {
     })
 }
 
+/// `key` of an image or service mapping as a list of strings, if present.
+fn list_at(m: &yaml::Mapping, key: &str) -> Result<Option<Vec<String>>, String> {
+    m.get(key).map(|v| string_list(v, key)).transpose()
+}
+
+/// The `name` of an image or service mapping; `None` when empty (no image, no service).
+fn name_of(m: &yaml::Mapping, missing: &str) -> Result<Option<String>, String> {
+    let v = m.get("name").ok_or(missing)?;
+    let name = yaml::scalar_string(v).ok_or("name must be a string")?;
+    Ok(Some(name).filter(|n| !n.is_empty()))
+}
+
 /// `image:` as a string or `{name, entrypoint, pull_policy, docker}`; an empty name means
 /// no image.
 pub fn image(value: &Value) -> Result<Option<Image>, String> {
@@ -308,19 +320,12 @@ pub fn image(value: &Value) -> Result<Option<Image>, String> {
             ..Image::default()
         })),
         Value::Mapping(m) => {
-            let name = match m.get("name") {
-                Some(v) => yaml::scalar_string(v).ok_or("name must be a string")?,
-                None => return Err("must have a `name`".into()),
-            };
-            if name.is_empty() {
+            let Some(name) = name_of(m, "must have a `name`")? else {
                 return Ok(None);
-            }
+            };
             Ok(Some(Image {
                 name,
-                entrypoint: m
-                    .get("entrypoint")
-                    .map(|v| string_list(v, "entrypoint"))
-                    .transpose()?,
+                entrypoint: list_at(m, "entrypoint")?,
                 pull_policy: m
                     .get("pull_policy")
                     .map(pull_policy)
@@ -342,24 +347,14 @@ pub fn service(value: &Value) -> Result<Option<Service>, String> {
             ..Service::default()
         })),
         Value::Mapping(m) => {
-            let name = match m.get("name") {
-                Some(v) => yaml::scalar_string(v).ok_or("name must be a string")?,
-                None => return Err("each service mapping must have a `name`".into()),
-            };
-            if name.is_empty() {
+            let Some(name) = name_of(m, "each service mapping must have a `name`")? else {
                 return Ok(None);
-            }
+            };
             Ok(Some(Service {
                 name,
                 alias: m.get("alias").and_then(yaml::scalar_string),
-                entrypoint: m
-                    .get("entrypoint")
-                    .map(|v| string_list(v, "entrypoint"))
-                    .transpose()?,
-                command: m
-                    .get("command")
-                    .map(|v| string_list(v, "command"))
-                    .transpose()?,
+                entrypoint: list_at(m, "entrypoint")?,
+                command: list_at(m, "command")?,
                 variables: m
                     .get("variables")
                     .map(variables)

@@ -114,7 +114,7 @@ pub fn suggest<'a>(pipeline: &'a Pipeline, name: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Image, Location, Service, When};
+    use crate::model::{Image, Location, Service};
 
     fn job(name: &str, stage: &str) -> Job {
         Job {
@@ -125,22 +125,9 @@ mod tests {
                 line: 3,
             }),
             stage: stage.into(),
-            image: None,
-            services: vec![],
-            before_script: vec![],
             script: vec!["x".into()],
-            after_script: vec![],
-            variables: vec![],
-            when: When::OnSuccess,
-            allow_failure: Default::default(),
-            timeout: None,
-            node_index: None,
-            node_total: 1,
-            rules: None,
-            needs: None,
-            artifacts: None,
-            cache: None,
             resolved: serde_yaml::from_str("script: [x]").unwrap(),
+            ..Job::default()
         }
     }
 

@@ -56,6 +56,34 @@ pub struct Job {
     pub resolved: Value,
 }
 
+impl Default for Job {
+    /// A job as GitLab reads an empty one: stage `test`, not parallel, nothing set.
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            base_name: String::new(),
+            location: None,
+            stage: "test".to_string(),
+            image: None,
+            services: Vec::new(),
+            before_script: Vec::new(),
+            script: Vec::new(),
+            after_script: Vec::new(),
+            variables: Vec::new(),
+            when: When::default(),
+            allow_failure: AllowFailure::default(),
+            timeout: None,
+            node_index: None,
+            node_total: 1,
+            rules: None,
+            needs: None,
+            artifacts: None,
+            cache: None,
+            resolved: Value::Null,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
     pub file: std::path::PathBuf,

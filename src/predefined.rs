@@ -296,24 +296,9 @@ mod tests {
         Job {
             name: name.into(),
             base_name: base.into(),
-            location: None,
-            stage: "test".into(),
-            image: None,
-            services: vec![],
-            before_script: vec![],
-            script: vec![],
-            after_script: vec![],
-            variables: vec![],
-            when: When::OnSuccess,
-            allow_failure: Default::default(),
-            timeout: None,
             node_index,
             node_total,
-            rules: None,
-            needs: None,
-            artifacts: None,
-            cache: None,
-            resolved: Default::default(),
+            ..Job::default()
         }
     }
 

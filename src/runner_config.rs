@@ -677,8 +677,6 @@ mod plan_tests {
         Job {
             name: "test".into(),
             base_name: "test".into(),
-            location: None,
-            stage: "test".into(),
             image: image.map(|n| Image {
                 name: n.into(),
                 ..Default::default()
@@ -688,20 +686,9 @@ mod plan_tests {
                 alias: Some("web".into()),
                 ..Default::default()
             }],
-            before_script: vec![],
             script: vec!["true".into()],
-            after_script: vec![],
             variables: vec![Variable::new("A", "from-job")],
-            when: Default::default(),
-            allow_failure: Default::default(),
-            timeout: None,
-            node_index: None,
-            node_total: 1,
-            rules: None,
-            needs: None,
-            artifacts: None,
-            cache: None,
-            resolved: serde_yaml::Value::Null,
+            ..Job::default()
         }
     }
 

@@ -142,15 +142,7 @@ fn dind_with_privileged_mode() {
 
 /// The project's config.toml cache volumes (they outlive runs by design).
 fn remove_cache_volumes_of(p: &Project) {
-    let o = docker(&["volume", "ls", "-q", "--filter", "label=cijob.type=cache"]);
-    let slug_part = p
-        .path()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .trim_start_matches('.')
-        .to_ascii_lowercase();
-    for v in o.stdout.lines().filter(|v| v.contains(&slug_part)) {
-        docker(&["volume", "rm", "-f", v]);
+    for v in cache_volumes_of(p) {
+        docker(&["volume", "rm", "-f", &v]);
     }
 }

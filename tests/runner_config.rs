@@ -55,23 +55,18 @@ fn default_image_services_environment_and_volumes() {
     r.assert_code(0).assert_out("again");
     assert_no_leftovers_for_job(&name);
     // It is labelled so `docker volume ls` (and `cijob clean`) find it.
-    let vols = docker(&[
+    let mine = cache_volumes_of(&p);
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    docker(&[
         "volume",
-        "ls",
-        "-q",
-        "--filter",
-        "label=cijob.destination=/cache",
-    ]);
-    let dir = p
-        .path()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .trim_start_matches('.')
-        .to_ascii_lowercase();
-    let mine: Vec<&str> = vols.stdout.lines().filter(|v| v.contains(&dir)).collect();
-    assert_eq!(mine.len(), 1, "{}", vols.stdout);
-    docker(&["volume", "rm", "-f", mine[0]]);
+        "inspect",
+        "-f",
+        "{{index .Labels \"cijob.destination\"}}",
+        &mine[0],
+    ])
+    .assert_code(0)
+    .assert_out("/cache");
+    docker(&["volume", "rm", "-f", &mine[0]]);
 }
 
 #[test]

@@ -200,3 +200,21 @@ fn rand_u32() -> u32 {
         .subsec_nanos();
     n ^ (std::process::id().rotate_left(13))
 }
+
+/// The config.toml cache volumes of project `p` (they outlive runs by design; their names
+/// carry the project directory's name).
+pub fn cache_volumes_of(p: &Project) -> Vec<String> {
+    let vols = docker(&["volume", "ls", "-q", "--filter", "label=cijob.type=cache"]);
+    let dir = p
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .trim_start_matches('.')
+        .to_ascii_lowercase();
+    vols.stdout
+        .lines()
+        .filter(|v| v.contains(&dir))
+        .map(str::to_string)
+        .collect()
+}
