@@ -65,34 +65,9 @@ fn load(cli: &Cli, cwd: &Path, ui: &Ui) -> Result<(ConfigLocation, Pipeline, Git
     Ok((location, loaded.pipeline, git))
 }
 
-/// Include settings from the flags and the environment. Without --gitlab-url, the git
-/// remote's host is the instance when the config fetches from one (gitlab.com otherwise).
+/// Include settings from the flags, the environment and git.
 fn include_options(cli: &Cli, git: &GitInfo) -> loader::LoadOptions {
-    let mut options = loader::LoadOptions::from_env();
-    options.gitlab_url = cli.gitlab_url.clone().filter(|u| !u.trim().is_empty());
-    if options.gitlab_url.is_none() {
-        let host = crate::predefined::server_host(git);
-        if host != "gitlab.com" {
-            options.gitlab_url = Some(format!("https://{host}"));
-        }
-    }
-    // What include rules and include paths commonly test ($CI_PROJECT_PATH, $CI_COMMIT_*).
-    let path = if git.namespace.is_empty() {
-        git.project.clone()
-    } else {
-        format!("{}/{}", git.namespace, git.project)
-    };
-    let mut vars = vec![
-        ("CI_PROJECT_PATH", path),
-        ("CI_PROJECT_NAME", git.project.clone()),
-        ("CI_PROJECT_NAMESPACE", git.namespace.clone()),
-        ("CI_COMMIT_SHA", git.sha.clone()),
-        ("CI_COMMIT_REF_NAME", git.ref_name.clone()),
-        ("CI_DEFAULT_BRANCH", git.default_branch.clone()),
-    ];
-    vars.extend(git.branch.clone().map(|b| ("CI_COMMIT_BRANCH", b)));
-    vars.extend(git.tag.clone().map(|t| ("CI_COMMIT_TAG", t)));
-    options.variables = vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    let mut options = loader::LoadOptions::for_project(cli.gitlab_url.clone(), git);
     options.refresh = cli.refresh_includes;
     options.allow_missing = cli.allow_missing_includes;
     options

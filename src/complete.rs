@@ -194,7 +194,13 @@ fn pipeline_jobs(shell: &str) -> Option<Vec<(String, String)>> {
     let (file, directory) = file_and_directory(shell);
     let cwd = std::env::current_dir().ok()?;
     let location = crate::discover::discover(&cwd, file.as_deref(), directory.as_deref()).ok()?;
-    let pipeline = crate::loader::load(&location).ok()?;
+    // As `cijob` would load it, but from cached includes when it can, and without those it
+    // can get neither way: a key press must not wait on the network or fail on one include.
+    let git = crate::git::info(&location.project_root);
+    let mut options = crate::loader::LoadOptions::for_project(None, &git);
+    options.prefer_cache = true;
+    options.allow_missing = true;
+    let pipeline = crate::loader::load_with(&location, &options).ok()?.pipeline;
     Some(
         pipeline
             .jobs

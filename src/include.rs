@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::error::ConfigError;
 use crate::fetch::{self, FetchError, Fetcher, HttpFetcher};
+use crate::git::GitInfo;
 use crate::glob;
 use crate::include_cache::{self, Cache};
 use crate::include_rules;
@@ -76,6 +77,9 @@ pub struct LoadOptions {
     pub token: Option<Token>,
     /// Always fetch; never fall back to the cache.
     pub refresh: bool,
+    /// Use a cached copy when there is one, fetching only what is missing (shell
+    /// completion: a key press must not wait on the network).
+    pub prefer_cache: bool,
     /// Skip includes that can be neither fetched nor found in the cache (with a warning).
     pub allow_missing: bool,
     /// `None`: [`include_cache::default_dir`].
@@ -92,6 +96,7 @@ impl std::fmt::Debug for LoadOptions {
             .field("gitlab_url", &self.gitlab_url)
             .field("token", &self.token)
             .field("refresh", &self.refresh)
+            .field("prefer_cache", &self.prefer_cache)
             .field("allow_missing", &self.allow_missing)
             .field("cache_dir", &self.cache_dir)
             .field("variables", &self.variables)
@@ -109,6 +114,40 @@ impl LoadOptions {
             token: Token::from_env(),
             ..LoadOptions::default()
         }
+    }
+
+    /// Settings for a project's pipeline: the token and `CIJOB_GITLAB_URL` from the
+    /// environment; `gitlab_url` (else the git remote's host when it is not gitlab.com) as the
+    /// instance; and the variables include rules and paths commonly test (`$CI_PROJECT_PATH`,
+    /// `$CI_COMMIT_*`) from git.
+    pub fn for_project(gitlab_url: Option<String>, git: &GitInfo) -> Self {
+        let mut options = Self::from_env();
+        if let Some(url) = gitlab_url.filter(|u| !u.trim().is_empty()) {
+            options.gitlab_url = Some(url);
+        }
+        if options.gitlab_url.is_none() {
+            let host = crate::predefined::server_host(git);
+            if host != "gitlab.com" {
+                options.gitlab_url = Some(format!("https://{host}"));
+            }
+        }
+        let path = if git.namespace.is_empty() {
+            git.project.clone()
+        } else {
+            format!("{}/{}", git.namespace, git.project)
+        };
+        let mut vars = vec![
+            ("CI_PROJECT_PATH", path),
+            ("CI_PROJECT_NAME", git.project.clone()),
+            ("CI_PROJECT_NAMESPACE", git.namespace.clone()),
+            ("CI_COMMIT_SHA", git.sha.clone()),
+            ("CI_COMMIT_REF_NAME", git.ref_name.clone()),
+            ("CI_DEFAULT_BRANCH", git.default_branch.clone()),
+        ];
+        vars.extend(git.branch.clone().map(|b| ("CI_COMMIT_BRANCH", b)));
+        vars.extend(git.tag.clone().map(|t| ("CI_COMMIT_TAG", t)));
+        options.variables = vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        options
     }
 
     fn server(&self) -> String {
@@ -907,6 +946,11 @@ impl Ctx<'_> {
             }
         }
         let cached = |ctx: &Self| ctx.cache.as_ref().and_then(|c| c.get(url));
+        if self.options.prefer_cache && !self.options.refresh {
+            if let Some(body) = cached(self) {
+                return Ok(Got::Body(body));
+            }
+        }
         match self.fetcher.get(url, &headers) {
             Ok(resp) if resp.status == 200 => {
                 let json = url.contains("/releases?") || url.contains("/repository/commits/");
@@ -1351,6 +1395,33 @@ mod tests {
             e.message.contains("One of the files [templates/potato.yml,templates/potato/template.yml] must exist in `gl.test/g/c`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn prefer_cache_asks_the_server_only_for_what_is_not_cached() {
+        let url = "https://gl.test/gitlab-org/gitlab/-/raw/master/lib/gitlab/ci/templates/T.yml";
+        let (dir, _, options) = setup(
+            "include: [{template: T.yml}]\n",
+            &[(url, 200, "t: {script: x}\n")],
+        );
+        run(&dir, &options).unwrap();
+        let fake = Arc::new(Fake::default());
+        let cached_first = LoadOptions {
+            fetcher: Some(fake.clone()),
+            prefer_cache: true,
+            ..options.clone()
+        };
+        let m = run(&dir, &cached_first).unwrap();
+        assert!(m.config.contains_key("t"));
+        assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+        assert!(fake.seen.lock().unwrap().is_empty(), "the server was asked");
+        // Nothing cached: it is fetched after all.
+        let nothing_cached = LoadOptions {
+            cache_dir: Some(dir.path().join("empty")),
+            ..cached_first
+        };
+        assert!(run(&dir, &nothing_cached).is_err());
+        assert_eq!(fake.seen.lock().unwrap().len(), 1);
     }
 
     #[test]
