@@ -266,25 +266,10 @@ async fn clean(ui: &Ui, job: Option<&str>) -> Result<(), Error> {
     let engine = Engine::connect().await?;
     let managed = selector(job);
     let mut removed = 0;
-    // Containers first: a network or volume cannot go while a container uses it.
-    for c in engine.containers_with(&managed).await? {
-        if leftovers::stale(&c.labels, leftovers::process_alive) {
-            engine.remove_container(&c.id).await?;
-            ui.line(&format!("removed container {}", c.name));
-            removed += 1;
-        }
-    }
-    for n in engine.networks_with(&managed).await? {
-        if leftovers::stale(&n.labels, leftovers::process_alive) {
-            engine.remove_network(&n.id).await?;
-            ui.line(&format!("removed network {}", n.name));
-            removed += 1;
-        }
-    }
-    for v in engine.volumes_with(&managed).await? {
-        if leftovers::stale(&v.labels, leftovers::process_alive) {
-            engine.remove_volume(&v.name).await?;
-            ui.line(&format!("removed volume {}", v.name));
+    for o in engine.objects_with(&managed).await? {
+        if leftovers::stale(&o.labels, leftovers::process_alive) {
+            engine.remove(&o).await?;
+            ui.line(&format!("removed {} {}", o.kind.noun(), o.name));
             removed += 1;
         }
     }
@@ -303,26 +288,12 @@ fn selector(job: Option<&str>) -> String {
 /// The warning about what dead runs left behind, if any (best effort: a listing that fails
 /// only loses the warning).
 async fn dead_runs_warning(engine: &Engine) -> Option<String> {
-    let all = format!("{LABEL_MANAGED}=true");
-    let (containers, networks, volumes) = futures_util::join!(
-        engine.containers_with(&all),
-        engine.networks_with(&all),
-        engine.volumes_with(&all)
-    );
-    let (containers, networks, volumes) = (
-        containers.unwrap_or_default(),
-        networks.unwrap_or_default(),
-        volumes.unwrap_or_default(),
-    );
-    let found = [
-        ("container", &containers),
-        ("network", &networks),
-        ("volume", &volumes),
-    ];
+    let objects = engine
+        .objects_with(&format!("{LABEL_MANAGED}=true"))
+        .await
+        .ok()?;
     leftovers::dead_runs_warning(
-        found
-            .into_iter()
-            .flat_map(|(kind, list)| list.iter().map(move |m| (kind, &m.labels))),
+        objects.iter().map(|o| (o.kind.noun(), &o.labels)),
         leftovers::process_alive,
     )
 }

@@ -70,9 +70,29 @@ pub struct ContainerState {
     pub oom_killed: bool,
 }
 
+/// The kinds of object a run creates, in the order they can be removed (a network or
+/// volume cannot go while a container uses it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    Container,
+    Network,
+    Volume,
+}
+
+impl Kind {
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Container => "container",
+            Kind::Network => "network",
+            Kind::Volume => "volume",
+        }
+    }
+}
+
 /// A summary of something cijob created, found by label.
 #[derive(Debug, Clone)]
 pub struct Managed {
+    pub kind: Kind,
     pub id: String,
     pub name: String,
     pub labels: HashMap<String, String>,
@@ -537,7 +557,7 @@ impl Engine {
             .map_err(|e| docker_err("copying the project into the build container", e))
     }
 
-    pub async fn remove_container(&self, id: &str) -> Result<(), Error> {
+    async fn remove_container(&self, id: &str) -> Result<(), Error> {
         let options = RemoveContainerOptions {
             force: true,
             v: true,
@@ -554,7 +574,7 @@ impl Engine {
         }
     }
 
-    pub async fn remove_network(&self, name: &str) -> Result<(), Error> {
+    async fn remove_network(&self, name: &str) -> Result<(), Error> {
         match self.docker.remove_network(name).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
@@ -562,7 +582,7 @@ impl Engine {
         }
     }
 
-    pub async fn remove_volume(&self, name: &str) -> Result<(), Error> {
+    async fn remove_volume(&self, name: &str) -> Result<(), Error> {
         let options = RemoveVolumeOptions { force: true };
         match self.docker.remove_volume(name, Some(options)).await {
             Ok(()) => Ok(()),
@@ -666,6 +686,7 @@ impl Engine {
         Ok(list
             .into_iter()
             .map(|c| Managed {
+                kind: Kind::Container,
                 id: c.id.unwrap_or_default(),
                 name: c
                     .names
@@ -679,7 +700,26 @@ impl Engine {
             .collect())
     }
 
-    pub async fn networks_with(&self, label: &str) -> Result<Vec<Managed>, Error> {
+    /// Containers, networks and volumes carrying `label`, in removal order.
+    pub async fn objects_with(&self, label: &str) -> Result<Vec<Managed>, Error> {
+        let (containers, networks, volumes) = futures_util::join!(
+            self.containers_with(label),
+            self.networks_with(label),
+            self.volumes_with(label)
+        );
+        Ok([containers?, networks?, volumes?].concat())
+    }
+
+    /// Remove a container (with its anonymous volumes), network or volume; gone already is fine.
+    pub async fn remove(&self, object: &Managed) -> Result<(), Error> {
+        match object.kind {
+            Kind::Container => self.remove_container(&object.id).await,
+            Kind::Network => self.remove_network(&object.id).await,
+            Kind::Volume => self.remove_volume(&object.id).await,
+        }
+    }
+
+    async fn networks_with(&self, label: &str) -> Result<Vec<Managed>, Error> {
         let options = ListNetworksOptions {
             filters: Some(label_filter(label)),
         };
@@ -691,6 +731,7 @@ impl Engine {
         Ok(list
             .into_iter()
             .map(|n| Managed {
+                kind: Kind::Network,
                 id: n.id.unwrap_or_default(),
                 name: n.name.unwrap_or_default(),
                 labels: n.labels.unwrap_or_default(),
@@ -699,7 +740,7 @@ impl Engine {
             .collect())
     }
 
-    pub async fn volumes_with(&self, label: &str) -> Result<Vec<Managed>, Error> {
+    async fn volumes_with(&self, label: &str) -> Result<Vec<Managed>, Error> {
         let options = ListVolumesOptions {
             filters: Some(label_filter(label)),
         };
@@ -713,6 +754,7 @@ impl Engine {
             .unwrap_or_default()
             .into_iter()
             .map(|v| Managed {
+                kind: Kind::Volume,
                 id: v.name.clone(),
                 name: v.name,
                 labels: v.labels,

@@ -59,11 +59,14 @@ pub async fn wait_for_service(
     let ports = ports_to_check(container, &state)?;
     // A service that already exited has no IP address any more: name the real cause
     // (its exit code) rather than the missing address.
-    if !state.running {
-        return Err(format!(
+    let exited = |code: Option<i64>| {
+        format!(
             "service \"{container}\" exited with code {} before accepting connections",
-            state.exit_code.unwrap_or(-1)
-        ));
+            code.unwrap_or(-1)
+        )
+    };
+    if !state.running {
+        return Err(exited(state.exit_code));
     }
     let ip: IpAddr = state
         .ip
@@ -91,10 +94,7 @@ pub async fn wait_for_service(
             last_check = Instant::now();
             if let Ok(s) = engine.inspect(id).await {
                 if !s.running {
-                    return Err(format!(
-                        "service \"{container}\" exited with code {} before accepting connections",
-                        s.exit_code.unwrap_or(-1)
-                    ));
+                    return Err(exited(s.exit_code));
                 }
             }
         }

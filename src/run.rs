@@ -14,7 +14,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::archive;
 use crate::config::DebugMode;
 use crate::debug;
-use crate::docker::{ContainerSpec, Engine};
+use crate::docker::{ContainerSpec, Engine, Kind};
 use crate::error::Error;
 use crate::health;
 use crate::limits;
@@ -530,20 +530,15 @@ fn with_type(labels: &[(String, String)], kind: &str) -> Vec<(String, String)> {
 /// that never comes.
 pub async fn cleanup(engine: &Engine, run_id: &str) -> Result<(), Error> {
     engine.probe().await?;
-    let label = format!("{LABEL_RUN}={run_id}");
-    if let Ok(list) = engine.containers_with(&label).await {
-        let removals = list.iter().map(|c| engine.remove_container(&c.id));
-        futures_util::future::join_all(removals).await;
-    }
-    if let Ok(nets) = engine.networks_with(&label).await {
-        for n in nets {
-            let _ = engine.remove_network(&n.id).await;
-        }
-    }
-    if let Ok(vols) = engine.volumes_with(&label).await {
-        for v in vols {
-            let _ = engine.remove_volume(&v.name).await;
-        }
+    let Ok(objects) = engine.objects_with(&format!("{LABEL_RUN}={run_id}")).await else {
+        return Ok(());
+    };
+    // Containers together, then what they used.
+    let (containers, rest): (Vec<_>, Vec<_>) =
+        objects.iter().partition(|o| o.kind == Kind::Container);
+    futures_util::future::join_all(containers.into_iter().map(|c| engine.remove(c))).await;
+    for o in rest {
+        let _ = engine.remove(o).await;
     }
     Ok(())
 }
