@@ -111,9 +111,39 @@ pub enum Error {
     #[error("job timed out")]
     Timeout,
     #[error("interrupted by {0}")]
-    Interrupted(&'static str),
-    #[error("{0:#}")]
-    Other(#[from] anyhow::Error),
+    Interrupted(Signal),
+    /// cijob itself could not do what was asked on this machine (the terminal, a file, the
+    /// async runtime, a kept run that is not there...): exit 1, not a usage error.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The signals that interrupt a run; each ends cijob with its shell exit code (128+N).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Hup,
+    Int,
+    Term,
+}
+
+impl Signal {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Signal::Hup => exit::INTERRUPTED_HUP,
+            Signal::Int => exit::INTERRUPTED_INT,
+            Signal::Term => exit::INTERRUPTED_TERM,
+        }
+    }
+}
+
+impl std::fmt::Display for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Signal::Hup => "SIGHUP",
+            Signal::Int => "SIGINT",
+            Signal::Term => "SIGTERM",
+        })
+    }
 }
 
 impl Error {
@@ -123,10 +153,8 @@ impl Error {
             Error::Docker(_) | Error::DaemonLost { .. } | Error::Pull(_) => exit::DOCKER,
             Error::JobFailed(code) => u8::try_from(*code).ok().filter(|c| *c != 0).unwrap_or(1),
             Error::Timeout => exit::TIMEOUT,
-            Error::Interrupted("SIGHUP") => exit::INTERRUPTED_HUP,
-            Error::Interrupted("SIGTERM") => exit::INTERRUPTED_TERM,
-            Error::Interrupted(_) => exit::INTERRUPTED_INT,
-            Error::Other(_) => 1,
+            Error::Interrupted(signal) => signal.exit_code(),
+            Error::Failed(_) => 1,
         }
     }
 

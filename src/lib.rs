@@ -1,48 +1,21 @@
 //! cijob: run GitLab CI jobs locally, exactly as GitLab Runner's docker executor would.
+//!
+//! The folders follow what `cijob run` does, in order:
+//! `project` (find the pipeline file, read git) → `load` (YAML and includes into one
+//! document) → `resolve` (that document into typed jobs) → `plan` (every decision about one
+//! run, without Docker) → `execute` (the plan on a Docker engine). Around them: `cli` (the
+//! command line and the commands) and `ui` (cijob's own lines on the terminal).
 
-pub mod alias;
-pub mod app;
-pub mod archive;
-pub mod auth;
 pub mod cli;
-pub mod complete;
-pub mod config;
-pub mod debug;
-pub mod discover;
-pub mod docker;
 pub mod error;
-pub mod expand;
-pub mod extends;
-pub mod fetch;
-pub mod git;
-pub mod glob;
-pub mod health;
-pub mod include;
-pub mod include_cache;
-pub mod include_rules;
-pub mod inputs;
-pub mod job_model;
-pub mod key_error;
-pub mod leftovers;
-pub mod limits;
-pub mod listing;
-pub mod loader;
-pub mod masking;
-pub mod merge;
+pub(crate) mod execute;
+pub(crate) mod expand;
+pub mod load;
 pub mod model;
-pub mod parallel;
-pub mod plan;
-pub mod predefined;
-pub mod pull;
-pub mod recipe;
-pub mod reference;
-pub mod run;
-pub mod runner_config;
-pub mod script;
-pub mod terminal;
-pub mod timeout;
-pub mod ui;
-pub mod yaml;
+pub(crate) mod plan;
+pub mod project;
+pub mod resolve;
+pub(crate) mod ui;
 
 use std::process::ExitCode;
 
@@ -50,10 +23,10 @@ use clap::Parser;
 
 pub fn main() -> ExitCode {
     // Completion callbacks carry partial command lines the real parse would reject.
-    complete::handle_env();
-    let cli = cli::Cli::parse();
+    cli::complete::handle_env();
+    let cli = cli::args::Cli::parse();
     let ui = ui::Ui::new(cli.no_color);
-    match app::run(cli, &ui) {
+    match cli::app::run(cli, &ui) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if !e.is_silent() {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::yaml::Value;
+use crate::load::yaml::Value;
 
 /// A whole resolved pipeline: stages in order and every runnable (non-hidden) job, after
 /// include, default, extends, !reference and parallel/matrix expansion.

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use cijob::complete::Shell;
+use cijob::cli::complete::Shell;
 use clap::ValueEnum;
 use common::*;
 

@@ -3,11 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cijob::discover::{discover, ConfigLocation};
-use cijob::fetch::{FetchError, Fetcher, HttpFetcher, Response};
-use cijob::loader::{load_with, LoadOptions};
+use cijob::load::include::fetch::{FetchError, Fetcher, HttpFetcher, Response};
+use cijob::load::yaml::{self, Value};
 use cijob::model::Pipeline;
-use cijob::yaml::{self, Value};
+use cijob::project::discover::{discover, ConfigLocation};
+use cijob::resolve::pipeline::{load_with, LoadOptions};
 
 #[path = "common/fake_gitlab.rs"]
 mod fake_gitlab;
@@ -483,7 +483,7 @@ fn expected_previews_match() {
             let ctx = format!("{case}/{file}: {name}");
             let lines = |key: &str| -> Vec<String> {
                 match want.get(key) {
-                    Some(v) => cijob::job_model::script_lines(v).unwrap(),
+                    Some(v) => cijob::resolve::job_model::script_lines(v).unwrap(),
                     None => vec![],
                 }
             };
@@ -724,7 +724,7 @@ fn component_cases_against_standins() {
             }
             want_jobs.push(name);
             let job = p.job(name).unwrap_or_else(|| panic!("{case}: no {name}"));
-            let script = cijob::job_model::script_lines(&want["script"]).unwrap();
+            let script = cijob::resolve::job_model::script_lines(&want["script"]).unwrap();
             assert_eq!(job.script, script, "{case}: {name}");
             let stage = want.get("stage").and_then(Value::as_str).unwrap_or("test");
             assert_eq!(job.stage, stage, "{case}: {name}");

@@ -8,10 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cijob::discover::ConfigLocation;
-use cijob::fetch::HttpFetcher;
-use cijob::include::Token;
-use cijob::loader::{load_with, LoadOptions, Loaded};
+use cijob::load::include::fetch::HttpFetcher;
+use cijob::load::include::Token;
+use cijob::project::discover::ConfigLocation;
+use cijob::resolve::pipeline::{load_with, LoadOptions, Loaded};
 use common::Project;
 use fake_gitlab::{FakeGitlab, Reply};
 

@@ -3,9 +3,9 @@
 //! fetcher (no network from a fuzzer).
 #![no_main]
 
-use cijob::discover::ConfigLocation;
-use cijob::fetch::{FetchError, Fetcher, Response};
-use cijob::loader::{self, LoadOptions};
+use cijob::project::discover::ConfigLocation;
+use cijob::load::include::fetch::{FetchError, Fetcher, Response};
+use cijob::resolve::pipeline::{self as loader, LoadOptions};
 use libfuzzer_sys::fuzz_target;
 use std::sync::{Arc, OnceLock};
 

@@ -1,0 +1,196 @@
+//! Command-line arguments (clap types stay here; `config.rs` turns them into a validated config).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
+use clap_complete::ArgValueCompleter;
+
+use crate::cli::complete::{self, Shell};
+
+const EXAMPLES: &str = "\
+Examples:
+  cijob list                      List the jobs of ./.gitlab-ci.yml
+  cijob show 'test: [2.2]'        Print the fully resolved job
+  cijob run test                  Run the job `test` on the local Docker daemon
+  cijob run test --keep           ... and keep its containers to poke inside
+  cijob -C ../other run lint      Use ../other/.gitlab-ci.yml
+  cijob clean                     Remove containers left by kept or crashed runs";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cijob",
+    version,
+    about = "Run and debug GitLab CI jobs locally, exactly as GitLab Runner's docker executor would",
+    after_help = EXAMPLES,
+)]
+pub struct Cli {
+    /// Pipeline file to load (default: .gitlab-ci.yml here or in the nearest parent up to the git root)
+    #[arg(
+        short = 'f',
+        long = "file",
+        global = true,
+        value_name = "FILE",
+        value_hint = ValueHint::FilePath
+    )]
+    pub file: Option<PathBuf>,
+
+    /// Run as if cijob was started in DIR
+    #[arg(
+        short = 'C',
+        long = "directory",
+        global = true,
+        value_name = "DIR",
+        value_hint = ValueHint::DirPath
+    )]
+    pub directory: Option<PathBuf>,
+
+    /// Disable colours in cijob's own output (also: NO_COLOR=1). The job's output is never altered.
+    #[arg(long, global = true)]
+    pub no_color: bool,
+
+    /// GitLab instance for project, component and template includes [default: the git
+    /// remote's host, else https://gitlab.com]. Token: CIJOB_GITLAB_TOKEN, GITLAB_TOKEN or CI_JOB_TOKEN
+    #[arg(long, global = true, env = "CIJOB_GITLAB_URL", value_name = "URL")]
+    pub gitlab_url: Option<String>,
+
+    /// Fetch every non-local include again; never use the cached copies
+    #[arg(long, global = true)]
+    pub refresh_includes: bool,
+
+    /// Load even when non-local includes cannot be fetched nor found in the cache: skip them
+    /// (with a warning) and leave out the jobs that depend on them
+    #[arg(long, global = true)]
+    pub allow_missing_includes: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the runnable jobs in pipeline order
+    #[command(after_help = "Examples:\n  cijob list\n  cijob list --json | jq '.[].name'")]
+    List {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a job fully resolved (include, default, extends, !reference, matrix applied)
+    #[command(
+        after_help = "Examples:\n  cijob show build\n  cijob show 'deploy: [aws, monitoring]'"
+    )]
+    Show {
+        /// The job's name as GitLab shows it
+        #[arg(add = ArgValueCompleter::new(complete::job_names))]
+        job: String,
+    },
+    /// Run one job on the local Docker daemon
+    #[command(
+        after_help = "Examples:\n  cijob run test\n  cijob run test --var DEBUG=1 --keep\n  cijob run 'test: [2.2]' --pull always\n  cijob run test --dry-run"
+    )]
+    Run(RunArgs),
+    /// Print the plain docker commands equivalent to running the job
+    #[command(after_help = "Examples:\n  cijob plan test > job.sh && sh job.sh")]
+    Plan(RunArgs),
+    /// Open a shell in the build container of a run kept with --keep (or paused in --debug)
+    #[command(
+        after_help = "Examples:\n  cijob run test --keep && cijob shell test\n  cijob shell          # the most recent kept run"
+    )]
+    Shell {
+        /// The job whose kept run to enter (default: the most recent kept run)
+        #[arg(add = ArgValueCompleter::new(complete::job_names))]
+        job: Option<String>,
+    },
+    /// Remove containers, networks and volumes left by kept or crashed runs
+    #[command(after_help = "Examples:\n  cijob clean\n  cijob clean test")]
+    Clean {
+        /// Only what runs of this job left
+        #[arg(add = ArgValueCompleter::new(complete::job_names))]
+        job: Option<String>,
+    },
+    /// Print the shell completion script (job names complete from .gitlab-ci.yml)
+    #[command(
+        after_help = "Examples:\n  source <(cijob completions bash)     # in ~/.bashrc\n  source <(cijob completions zsh)      # in ~/.zshrc\n  cijob completions fish | source      # in ~/.config/fish/config.fish"
+    )]
+    Completions {
+        /// The shell to print the script for
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// The job's name as GitLab shows it (`test`, `test: [2.2]`, `build 1/3`)
+    #[arg(add = ArgValueCompleter::new(complete::job_names))]
+    pub job: Option<String>,
+
+    /// Set a variable (repeatable); overrides .gitlab-ci.yml. KEY=VALUE
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+
+    /// Read variables from a file of KEY=VALUE lines
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+
+    /// Mask this variable's value in all output (repeatable)
+    #[arg(long = "mask", value_name = "KEY")]
+    pub masks: Vec<String>,
+
+    /// Pull policy for every image, overriding the job's (default: if-not-present)
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub pull: Option<PullArg>,
+
+    /// Keep the build container and the services running after the job
+    #[arg(long)]
+    pub keep: bool,
+
+    /// Stop the job after this long (e.g. 90s, 10m, 1h); overrides `timeout:`
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+
+    /// Seconds to wait for services to accept connections; negative skips the check
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub wait_for_services_timeout: Option<i64>,
+
+    /// Run the build container and services privileged (for docker:dind)
+    #[arg(long)]
+    pub privileged: bool,
+
+    /// Memory limit of the build container (512m, 1g...; 0: none), like a runner's `memory`
+    /// setting, which it overrides. A job killed for exceeding it is reported as such
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+
+    /// CPUs the build container may use (1, 1.5...; 0: no limit), overriding a runner's `cpus`
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<String>,
+
+    /// Apply a GitLab Runner config.toml (environment and [runners.docker] settings)
+    #[arg(long, value_name = "PATH", env = "CIJOB_RUNNER_CONFIG")]
+    pub runner_config: Option<PathBuf>,
+
+    /// Which [[runners]] entry of --runner-config to use (default: the first docker one)
+    #[arg(long = "runner", value_name = "NAME")]
+    pub runner: Option<String>,
+
+    /// Print the plan (the equivalent docker commands) instead of running
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Stop at a failing command with the job's containers up: open a shell where it failed,
+    /// retry it, continue, run after_script, or abort
+    #[arg(long, conflicts_with = "step")]
+    pub debug: bool,
+
+    /// Ask before each command: run, skip, shell, continue or abort (implies --debug)
+    #[arg(long)]
+    pub step: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum PullArg {
+    Always,
+    IfNotPresent,
+    Never,
+}

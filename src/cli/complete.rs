@@ -1,0 +1,466 @@
+//! Shell completions: the registration scripts (`cijob completions <shell>`) and the dynamic
+//! job-name completer the scripts call back into (`CIJOB_COMPLETE=<shell> cijob -- ...`).
+//!
+//! Completion must stay quiet and cheap: it only reads local files, never talks to Docker,
+//! and any error (bad YAML, missing directory...) yields no candidates rather than a message.
+
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use clap::{CommandFactory, ValueEnum};
+use clap_complete::engine::CompletionCandidate;
+use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
+use clap_complete::CompleteEnv;
+
+use crate::cli::args::Cli;
+
+/// The environment variable the registration scripts set when they call back into cijob.
+pub const VAR: &str = "CIJOB_COMPLETE";
+
+/// The shell asking for candidates (clap_complete removes `VAR` before our completer runs).
+static SHELL: OnceLock<String> = OnceLock::new();
+/// The words being completed (after `--`), as given or as re-split by `bash_colon_words`.
+static WORDS: OnceLock<Vec<OsString>> = OnceLock::new();
+/// bash only: the text of the current word before its last `:`, which readline keeps (it
+/// replaces only what follows), so replies must leave it out. Dequoted.
+static BASH_CUT: OnceLock<String> = OnceLock::new();
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
+}
+
+impl Shell {
+    fn adapter(self) -> &'static dyn EnvCompleter {
+        match self {
+            Shell::Bash => &Bash,
+            Shell::Zsh => &Zsh,
+            Shell::Fish => &Fish,
+            Shell::Elvish => &Elvish,
+            Shell::Powershell => &Powershell,
+        }
+    }
+
+    /// Where the generated script is committed (conventional names for each shell).
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Shell::Bash => "cijob.bash",
+            Shell::Zsh => "_cijob",
+            Shell::Fish => "cijob.fish",
+            Shell::Elvish => "cijob.elv",
+            Shell::Powershell => "_cijob.ps1",
+        }
+    }
+}
+
+/// The registration script for `shell`. It calls `cijob` through `PATH` (not this binary's
+/// own path), so the output is the same on every machine and can be committed.
+pub fn registration(shell: Shell) -> String {
+    registration_calling(shell, "cijob")
+}
+
+/// Passed by the bash script: the current word as typed. bash hands the function (and so
+/// cijob) only the text after an opened quote, and the reply must not be escaped then.
+const RAW_WORD_VAR: &str = "CIJOB_COMPLETE_RAW_WORD";
+/// Passed by the bash script: the command line up to the cursor, to undo bash's splitting of
+/// words at `:` (COMP_WORDBREAKS), which turns `run test:` into the words `run test ""`.
+const LINE_VAR: &str = "CIJOB_COMPLETE_LINE";
+const BASH_ANCHOR: &str = "        _CLAP_COMPLETE_SPACE=\"$_CLAP_COMPLETE_SPACE\" \\\n";
+
+fn registration_calling(shell: Shell, completer: &str) -> String {
+    let mut buf = Vec::new();
+    shell
+        .adapter()
+        .write_registration(VAR, "cijob", "cijob", completer, &mut buf)
+        .expect("writing to a Vec cannot fail");
+    let script = String::from_utf8(buf).expect("the scripts are UTF-8");
+    if shell == Shell::Bash {
+        // A clap_complete upgrade that moves the anchor is caught by the tests.
+        script.replacen(
+            BASH_ANCHOR,
+            &format!(
+                "{BASH_ANCHOR}        {RAW_WORD_VAR}=\"${{COMP_WORDS[COMP_CWORD]}}\" \\\n        \
+                 {LINE_VAR}=\"${{COMP_LINE:0:COMP_POINT}}\" \\\n"
+            ),
+            1,
+        )
+    } else {
+        script
+    }
+}
+
+/// Answer a completion request if `CIJOB_COMPLETE` is set, then exit; otherwise return.
+/// Must run before anything is printed and before the real parse (which would reject the
+/// partial command line).
+pub fn handle_env() {
+    let Some(value) = std::env::var_os(VAR) else {
+        return;
+    };
+    // `CIJOB_COMPLETE=$SHELL` is allowed, as in clap_complete: `/bin/bash` means bash.
+    let path = std::path::Path::new(&value);
+    let shell = path
+        .file_stem()
+        .unwrap_or(path.as_os_str())
+        .to_string_lossy()
+        .into_owned();
+    let _ = SHELL.set(shell.clone());
+    let cwd = std::env::current_dir().ok();
+    // `CIJOB_COMPLETE=bash cijob` (no `--`) asks for the script: print ours (bash is patched
+    // above), calling this binary the way clap_complete would.
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_default();
+    if !args.any(|a| a == "--") {
+        if let Ok(shell) = Shell::from_str(&shell, true) {
+            let mut completer = PathBuf::from(&argv0);
+            if completer.components().count() > 1 {
+                if let Some(cwd) = &cwd {
+                    completer = cwd.join(completer);
+                }
+            }
+            // Not print!: it panics when stdout is a closed pipe.
+            let script = registration_calling(shell, &completer.to_string_lossy());
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), script.as_bytes());
+            std::process::exit(0);
+        }
+    }
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    if shell == "bash" {
+        if let Some(words) = bash_colon_words() {
+            // clap_complete reads the index from the environment; we are still single-threaded.
+            std::env::set_var("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string());
+            args.truncate(1);
+            args.push("--".into());
+            args.extend(words.into_iter().map(OsString::from));
+        }
+    }
+    let words = args.iter().skip_while(|a| *a != "--").skip(1).cloned();
+    let _ = WORDS.set(words.collect());
+    // Even a bug in the loader must not print into the user's command line.
+    std::panic::set_hook(Box::new(|_| {}));
+    match CompleteEnv::with_factory(Cli::command)
+        .var(VAR)
+        .try_complete(args, cwd.as_deref())
+    {
+        Ok(true) => std::process::exit(0),
+        Ok(false) => {}
+        // Never show an error in the middle of someone's command line.
+        Err(_) => std::process::exit(0),
+    }
+}
+
+/// Completer for a job-name argument (`run`, `show`, `plan`, ...): the jobs of the pipeline
+/// the command line would load, with their stage as the description.
+pub fn job_names(current: &OsStr) -> Vec<CompletionCandidate> {
+    let shell = SHELL.get().map(String::as_str).unwrap_or("");
+    let raw = current.to_string_lossy();
+    let prefix = if quoted_by_shell(shell) {
+        dequote(&raw)
+    } else {
+        raw.to_string()
+    };
+    let Some(jobs) = pipeline_jobs(shell) else {
+        return Vec::new();
+    };
+    // bash inserts candidates verbatim, so they must already be valid shell words, unless the
+    // user opened a quote (readline then hands us only the text after it, and closes it).
+    let escape = shell == "bash"
+        && match std::env::var(RAW_WORD_VAR) {
+            Ok(typed) => !in_open_quote(&typed),
+            // An older script without the raw word: unescaped blanks betray an open quote.
+            Err(_) => !has_unescaped_break(&raw),
+        };
+    let cut = BASH_CUT.get().map(String::as_str).unwrap_or("");
+    jobs.into_iter()
+        .filter(|(name, _)| name.starts_with(&prefix) && name.starts_with(cut))
+        .map(|(name, stage)| {
+            let rest = &name[cut.len()..];
+            let value = if escape {
+                bash_escape(rest)
+            } else {
+                rest.to_string()
+            };
+            CompletionCandidate::new(value).help(Some(stage.into()))
+        })
+        .collect()
+}
+
+/// `(name, stage)` of every runnable job, or `None` when the pipeline cannot be loaded.
+fn pipeline_jobs(shell: &str) -> Option<Vec<(String, String)>> {
+    let (file, directory) = file_and_directory(shell);
+    let cwd = std::env::current_dir().ok()?;
+    let location =
+        crate::project::discover::discover(&cwd, file.as_deref(), directory.as_deref()).ok()?;
+    // As `cijob` would load it, but from cached includes when it can, and without those it
+    // can get neither way: a key press must not wait on the network or fail on one include.
+    let git = crate::project::git::info(&location.project_root);
+    let mut options = crate::resolve::pipeline::LoadOptions::for_project(None, &git);
+    options.prefer_cache = true;
+    options.allow_missing = true;
+    let pipeline = crate::resolve::pipeline::load_with(&location, &options)
+        .ok()?
+        .pipeline;
+    Some(
+        pipeline
+            .jobs
+            .into_iter()
+            .map(|j| (j.name, j.stage))
+            .collect(),
+    )
+}
+
+/// `-f` and `-C` from the command line being completed, wherever they appear.
+fn file_and_directory(shell: &str) -> (Option<PathBuf>, Option<PathBuf>) {
+    let args: Vec<OsString> = WORDS
+        .get()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| {
+            if quoted_by_shell(shell) {
+                OsString::from(dequote(&a.to_string_lossy()))
+            } else {
+                a
+            }
+        })
+        .collect();
+    let Ok(matches) = Cli::command()
+        .ignore_errors(true)
+        .try_get_matches_from(args)
+    else {
+        return (None, None);
+    };
+    // Global args are propagated to the subcommand's matches; look at both levels.
+    let get = |id: &str| {
+        matches.get_one::<PathBuf>(id).cloned().or_else(|| {
+            matches
+                .subcommand()
+                .and_then(|(_, sub)| sub.try_get_one::<PathBuf>(id).ok().flatten().cloned())
+        })
+    };
+    (get("file"), get("directory"))
+}
+
+/// When the current word has an unquoted `:`, the words of the line up to the cursor, split
+/// at blanks only (the current word last, raw); records the part of it readline keeps.
+fn bash_colon_words() -> Option<Vec<String>> {
+    let line = std::env::var(LINE_VAR).ok()?;
+    let words = split_line(&line);
+    let current = words.last()?;
+    // Options (`--file=...`) are left to clap_complete as bash splits them.
+    if current.starts_with('-') || in_open_quote(current) {
+        return None;
+    }
+    let colon = last_unescaped_colon(current)?;
+    let _ = BASH_CUT.set(dequote(&current[..=colon]));
+    Some(words)
+}
+
+/// Split a command line at unquoted blanks, keeping the words as typed; a trailing blank
+/// starts an empty current word.
+fn split_line(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quote = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (None, ' ' | '\t' | '\n') => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+                continue;
+            }
+            (None | Some('"'), '\\') => {
+                word.push(c);
+                if let Some(next) = chars.next() {
+                    word.push(next);
+                }
+                continue;
+            }
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            _ => {}
+        }
+        word.push(c);
+    }
+    words.push(word);
+    words
+}
+
+fn last_unescaped_colon(word: &str) -> Option<usize> {
+    let mut last = None;
+    let mut chars = word.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            ':' => last = Some(i),
+            _ => {}
+        }
+    }
+    last
+}
+
+/// Shells whose callbacks pass words as typed, quotes and backslashes included.
+fn quoted_by_shell(shell: &str) -> bool {
+    matches!(shell, "bash" | "zsh" | "fish")
+}
+
+/// Remove POSIX-style quoting from a word as typed: `\x`, `'...'`, `"..."`; an unterminated
+/// quote (the user is still typing) runs to the end of the word.
+pub fn dequote(word: &str) -> String {
+    let mut out = String::with_capacity(word.len());
+    let mut chars = word.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            '\'' => {
+                for c in chars.by_ref() {
+                    if c == '\'' {
+                        break;
+                    }
+                    out.push(c);
+                }
+            }
+            '"' => {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => out.extend(chars.next()),
+                        c => out.push(c),
+                    }
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Backslash-escape everything bash would otherwise split on or expand (like `printf %q`),
+/// so `test: [2.2]` is inserted as `test\:\ \[2.2\]`. `:` is escaped because it is in bash's
+/// default COMP_WORDBREAKS.
+pub fn bash_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 2);
+    for c in s.chars() {
+        if !(c.is_alphanumeric() || matches!(c, '/' | '_' | '-' | '.' | ',' | '+' | '@' | '%')) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Whether the word as typed ends inside a quote the user has not closed yet.
+fn in_open_quote(typed: &str) -> bool {
+    let mut quote = None;
+    let mut chars = typed.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (None | Some('"'), '\\') => {
+                chars.next();
+            }
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            _ => {}
+        }
+    }
+    quote.is_some()
+}
+
+/// Whether the raw word has a blank or `:` that no backslash protects: readline never
+/// produces that for an unquoted word, so the user is inside an opened quote.
+fn has_unescaped_break(raw: &str) -> bool {
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            ' ' | '\t' | ':' => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dequote_handles_backslashes_and_quotes() {
+        assert_eq!(dequote(r"test\:\ \[2"), "test: [2");
+        assert_eq!(dequote("'test: [2"), "test: [2");
+        assert_eq!(dequote(r#""build 1/3""#), "build 1/3");
+        assert_eq!(dequote(r#"a"b\"c"d"#), "ab\"cd");
+        assert_eq!(dequote("plain"), "plain");
+    }
+
+    #[test]
+    fn bash_escape_round_trips_through_dequote() {
+        for name in [
+            "test: [2.2]",
+            "deploy: [aws, monitoring]",
+            "build 1/3",
+            "a'b\"c$d",
+        ] {
+            assert_eq!(dequote(&bash_escape(name)), name);
+        }
+        assert_eq!(bash_escape("test: [2.2]"), r"test\:\ \[2.2\]");
+    }
+
+    #[test]
+    fn line_splitting_keeps_quoting() {
+        assert_eq!(split_line("cijob run test:"), ["cijob", "run", "test:"]);
+        assert_eq!(split_line("cijob run "), ["cijob", "run", ""]);
+        assert_eq!(
+            split_line(r"cijob -C 'a b' run x\ y:z"),
+            ["cijob", "-C", "'a b'", "run", r"x\ y:z"]
+        );
+        assert_eq!(last_unescaped_colon(r"a\:b:c"), Some(4));
+        assert_eq!(last_unescaped_colon(r"a\:b"), None);
+    }
+
+    #[test]
+    fn open_quotes() {
+        assert!(in_open_quote("'te"));
+        assert!(in_open_quote("\"test: [2"));
+        assert!(in_open_quote("x'te"));
+        assert!(!in_open_quote("'test: [2.2]'"));
+        assert!(!in_open_quote(r"test\:\ \[2"));
+        assert!(!in_open_quote(r"it\'s"));
+        assert!(in_open_quote(r#""a\"b"#));
+    }
+
+    #[test]
+    fn bash_script_passes_the_raw_word() {
+        let script = registration(Shell::Bash);
+        assert!(
+            script.contains(&format!("{RAW_WORD_VAR}=\"${{COMP_WORDS[COMP_CWORD]}}\"")),
+            "{script}"
+        );
+    }
+
+    #[test]
+    fn unescaped_break_means_inside_a_quote() {
+        assert!(has_unescaped_break("test: [2"));
+        assert!(!has_unescaped_break(r"test\:\ \[2"));
+        assert!(!has_unescaped_break("te"));
+    }
+
+    #[test]
+    fn registration_is_deterministic_and_calls_cijob_by_name() {
+        for shell in Shell::value_variants() {
+            let script = registration(*shell);
+            assert!(script.contains(VAR), "{shell:?}: {script}");
+            assert!(!script.contains(env!("CARGO_MANIFEST_DIR")), "{shell:?}");
+        }
+    }
+}

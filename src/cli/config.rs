@@ -1,0 +1,261 @@
+//! The validated configuration of one `run`/`plan` invocation (clap types end here).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cli::args::{PullArg, RunArgs};
+use crate::cli::runner_config::{self, RunnerConfig};
+use crate::error::{ConfigError, Error};
+use crate::model::{PullPolicy, Variable};
+use crate::plan::limits;
+
+#[derive(Debug, Clone, Default)]
+pub struct RunConfig {
+    pub job: Option<String>,
+    /// CLI variables in order (later wins); masked ones flagged.
+    pub vars: Vec<Variable>,
+    /// Keys whose values must be masked in all output.
+    pub masks: Vec<String>,
+    pub pull: Option<PullPolicy>,
+    pub keep: bool,
+    pub timeout: Option<Duration>,
+    pub wait_for_services_timeout: Option<i64>,
+    pub privileged: bool,
+    /// `--memory` in bytes (0: no limit); overrides config.toml `memory`.
+    pub memory: Option<i64>,
+    /// `--cpus` in nanoCPUs (0: no limit); overrides config.toml `cpus`.
+    pub nano_cpus: Option<i64>,
+    /// `--runner-config`: the chosen `[[runners]]` entry.
+    pub runner: Option<RunnerConfig>,
+    /// `DOCKER_AUTH_CONFIG` from cijob's own environment (used when no variable sets it).
+    pub process_docker_auth_config: Option<String>,
+    /// The Docker client config file to read credentials from.
+    pub docker_config_file: Option<PathBuf>,
+    pub debug: DebugMode,
+}
+
+/// How the script runs: straight through like the runner, or paused for the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DebugMode {
+    #[default]
+    Off,
+    /// Stop at a failing command.
+    OnFailure,
+    /// Ask before every command.
+    Step,
+}
+
+impl RunConfig {
+    pub fn from_args(args: &RunArgs, cwd: &Path) -> Result<Self, Error> {
+        let mut vars = Vec::new();
+        for file in &args.var_files {
+            let path = cwd.join(file);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                Error::Usage(format!("cannot read --var-file {}: {e}", path.display()))
+            })?;
+            vars.extend(parse_var_file(&text, &path)?);
+        }
+        for kv in &args.vars {
+            vars.push(
+                parse_var(kv)
+                    .ok_or_else(|| Error::Usage(format!("--var {kv:?}: expected KEY=VALUE")))?,
+            );
+        }
+        for v in &mut vars {
+            v.masked = args.masks.contains(&v.key);
+        }
+        let timeout = match &args.timeout {
+            Some(t) => Some(parse_duration(t).ok_or_else(|| {
+                Error::Usage(format!(
+                    "--timeout {t:?}: expected a duration like 90s, 10m, 1h30m"
+                ))
+            })?),
+            None => None,
+        };
+        let flag = |name: &str, value: &Option<String>, parse: fn(&str) -> Result<i64, String>| {
+            value
+                .as_deref()
+                .map(|v| parse(v).map_err(|e| Error::Usage(format!("--{name}: {e}"))))
+                .transpose()
+        };
+        let memory = flag("memory", &args.memory, limits::parse_size)?;
+        let nano_cpus = flag("cpus", &args.cpus, limits::parse_cpus)?;
+        let runner = match &args.runner_config {
+            Some(file) => {
+                let path = cwd.join(file);
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    Error::Usage(format!(
+                        "cannot read --runner-config {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                Some(runner_config::parse(&text, &path, args.runner.as_deref())?)
+            }
+            None if args.runner.is_some() => {
+                return Err(Error::Usage(
+                    "--runner picks an entry of --runner-config; give --runner-config too".into(),
+                ))
+            }
+            None => None,
+        };
+        Ok(Self {
+            runner,
+            process_docker_auth_config: std::env::var("DOCKER_AUTH_CONFIG")
+                .ok()
+                .filter(|s| !s.trim().is_empty()),
+            docker_config_file: crate::execute::auth::Sources::default_config_file(),
+            job: args.job.clone(),
+            vars,
+            masks: args.masks.clone(),
+            pull: args.pull.map(|p| match p {
+                PullArg::Always => PullPolicy::Always,
+                PullArg::IfNotPresent => PullPolicy::IfNotPresent,
+                PullArg::Never => PullPolicy::Never,
+            }),
+            keep: args.keep,
+            timeout,
+            wait_for_services_timeout: args.wait_for_services_timeout,
+            privileged: args.privileged,
+            memory,
+            nano_cpus,
+            debug: if args.step {
+                DebugMode::Step
+            } else if args.debug {
+                DebugMode::OnFailure
+            } else {
+                DebugMode::Off
+            },
+        })
+    }
+}
+
+fn parse_var(kv: &str) -> Option<Variable> {
+    let (k, v) = kv.split_once('=')?;
+    let k = k.trim();
+    let valid = !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    valid.then(|| {
+        let mut var = Variable::new(k, v);
+        // Variables from the command line stand for project/instance settings; like those,
+        // they reach the build container but are public so services see them too
+        // (the issue asks for CLI variables to reach services).
+        var.public = true;
+        var
+    })
+}
+
+/// `KEY=VALUE` lines; blank lines and `#` comments skipped; optional `export ` prefix and
+/// surrounding quotes accepted so that a shell-style env file works.
+pub fn parse_var_file(text: &str, path: &Path) -> Result<Vec<Variable>, ConfigError> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let body = trimmed.strip_prefix("export ").unwrap_or(trimmed);
+        let mut var = parse_var(body).ok_or_else(|| {
+            ConfigError::new("expected KEY=VALUE")
+                .in_file(path)
+                .at(i + 1, None)
+                .with_source(text)
+        })?;
+        let v = var.value.trim();
+        if v.len() >= 2
+            && ((v.starts_with('"') && v.ends_with('"'))
+                || (v.starts_with('\'') && v.ends_with('\'')))
+        {
+            var.value = v[1..v.len() - 1].to_string();
+        }
+        out.push(var);
+    }
+    Ok(out)
+}
+
+/// Durations as GitLab and humans write them: `90`, `90s`, `10m`, `1h30m`, `1h 30m`,
+/// `2 hours`, `3 mins`, `1d`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim().to_ascii_lowercase();
+    if s.is_empty() {
+        return None;
+    }
+    if let Ok(n) = s.parse::<u64>() {
+        return Some(Duration::from_secs(n));
+    }
+    let mut total = 0u64;
+    let mut rest = s.as_str();
+    let mut any = false;
+    while !rest.is_empty() {
+        rest = rest
+            .trim_start_matches([' ', ','])
+            .trim_start_matches("and ");
+        if rest.is_empty() {
+            break;
+        }
+        let digits = rest.chars().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return None;
+        }
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = rest[digits..].trim_start();
+        let unit_len = rest.chars().take_while(|c| c.is_ascii_alphabetic()).count();
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let mult = match unit {
+            "s" | "sec" | "secs" | "second" | "seconds" => 1,
+            "m" | "min" | "mins" | "minute" | "minutes" => 60,
+            "h" | "hr" | "hrs" | "hour" | "hours" => 3600,
+            "d" | "day" | "days" => 86400,
+            "w" | "week" | "weeks" => 7 * 86400,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(mult)?)?;
+        any = true;
+    }
+    any.then(|| Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h 30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2 hours"), Some(Duration::from_secs(7200)));
+        assert_eq!(
+            parse_duration("3 mins 5 seconds"),
+            Some(Duration::from_secs(185))
+        );
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_duration("5 parsecs"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn var_file_lines() {
+        let text = "# comment\n\nA=1\nexport B=\"two words\"\nC='x=y'\n";
+        let vars = parse_var_file(text, Path::new("v.env")).unwrap();
+        let kv: Vec<_> = vars
+            .iter()
+            .map(|v| (v.key.as_str(), v.value.as_str()))
+            .collect();
+        assert_eq!(kv, [("A", "1"), ("B", "two words"), ("C", "x=y")]);
+    }
+
+    #[test]
+    fn var_file_error_names_line() {
+        let err = parse_var_file("A=1\nnot a var\n", Path::new("v.env")).unwrap_err();
+        assert_eq!(err.line, Some(2));
+        assert!(err.to_string().starts_with("v.env:2: expected KEY=VALUE"));
+    }
+
+    #[test]
+    fn bad_var_key_rejected() {
+        assert!(parse_var("=x").is_none());
+        assert!(parse_var("A B=x").is_none());
+        assert_eq!(parse_var("A=b=c").unwrap().value, "b=c");
+    }
+}

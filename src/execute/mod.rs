@@ -1,0 +1,12 @@
+//! Step 4: a `RunPlan` carried out on a Docker engine, in the runner's order. `docker` is
+//! the only module that talks to the engine (through bollard); `run` sequences the phases.
+
+pub(crate) mod archive;
+pub(crate) mod auth;
+pub(crate) mod debug;
+pub(crate) mod docker;
+pub(crate) mod health;
+pub(crate) mod leftovers;
+pub(crate) mod pull;
+pub(crate) mod run;
+pub(crate) mod terminal;
