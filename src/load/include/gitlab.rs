@@ -113,6 +113,9 @@ enum Call {
     ApiJson,
 }
 
+/// The client of one load. Every method may add lines to `warnings` (a cached copy stood
+/// in, the cache could not be written): the caller's list, so that they keep their order
+/// among the loader's own warnings.
 pub(super) struct Gitlab {
     /// The configured instance (else gitlab.com), without a trailing `/`.
     server: String,
@@ -145,7 +148,7 @@ impl Gitlab {
         }
     }
 
-    /// A `remote:` URL (never with the token). Warnings (cached copy used...) go to `warnings`.
+    /// A `remote:` URL (never with the token).
     pub(super) fn remote(
         &self,
         url: &str,
