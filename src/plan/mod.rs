@@ -515,7 +515,8 @@ fn env_list(vars: &[Variable]) -> Vec<(String, String)> {
 pub fn container_prefix(job_name: &str, run_id: &str) -> String {
     let mut slug = String::new();
     // Collapse the dashes slugify leaves for `: [` so names stay readable in `docker ps`.
-    for c in sanitize_name(&predefined::slugify(job_name)).chars() {
+    // A slug (`[a-z0-9-]`) is already a valid part of a Docker name.
+    for c in crate::names::slugify(job_name).chars() {
         if !(c == '-' && slug.ends_with('-')) {
             slug.push(c);
         }
@@ -529,18 +530,8 @@ pub fn container_prefix(job_name: &str, run_id: &str) -> String {
     }
 }
 
-/// Docker names allow `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
-fn sanitize_name(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect()
-}
+// Service container and cache volume names follow the one Docker-name rule.
+use crate::names::safe_name as sanitize_name;
 
 /// A fresh random run id.
 pub fn new_run_id() -> String {
