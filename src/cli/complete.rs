@@ -14,6 +14,7 @@ use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
 use clap_complete::CompleteEnv;
 
 use crate::cli::args::Cli;
+use crate::cli::shell_word::{self, Quoting};
 
 /// The environment variable the registration scripts set when they call back into cijob.
 pub const VAR: &str = "CIJOB_COMPLETE";
@@ -159,7 +160,7 @@ pub fn job_names(current: &OsStr) -> Vec<CompletionCandidate> {
     let shell = SHELL.get().map(String::as_str).unwrap_or("");
     let raw = current.to_string_lossy();
     let prefix = if quoted_by_shell(shell) {
-        dequote(&raw)
+        shell_word::dequote(&raw)
     } else {
         raw.to_string()
     };
@@ -170,9 +171,8 @@ pub fn job_names(current: &OsStr) -> Vec<CompletionCandidate> {
     // user opened a quote (readline then hands us only the text after it, and closes it).
     let escape = shell == "bash"
         && match std::env::var(RAW_WORD_VAR) {
-            Ok(typed) => !in_open_quote(&typed),
-            // An older script without the raw word: unescaped blanks betray an open quote.
-            Err(_) => !has_unescaped_break(&raw),
+            Ok(typed) => shell_word::lex(&typed).open_quote.is_none(),
+            Err(_) => !after_an_open_quote(&raw),
         };
     let cut = BASH_CUT.get().map(String::as_str).unwrap_or("");
     jobs.into_iter()
@@ -222,7 +222,7 @@ fn file_and_directory(shell: &str) -> (Option<PathBuf>, Option<PathBuf>) {
         .into_iter()
         .map(|a| {
             if quoted_by_shell(shell) {
-                OsString::from(dequote(&a.to_string_lossy()))
+                OsString::from(shell_word::dequote(&a.to_string_lossy()))
             } else {
                 a
             }
@@ -249,98 +249,37 @@ fn file_and_directory(shell: &str) -> (Option<PathBuf>, Option<PathBuf>) {
 /// at blanks only (the current word last, raw); records the part of it readline keeps.
 fn bash_colon_words() -> Option<Vec<String>> {
     let line = std::env::var(LINE_VAR).ok()?;
-    let words = split_line(&line);
-    let current = words.last()?;
-    // Options (`--file=...`) are left to clap_complete as bash splits them.
-    if current.starts_with('-') || in_open_quote(current) {
+    let words = shell_word::words(&line);
+    let _ = BASH_CUT.set(kept_before_colon(words.last()?)?);
+    Some(words.into_iter().map(str::to_owned).collect())
+}
+
+/// What readline keeps of the typed word when it completes after a `:` (bash splits words
+/// at an unquoted `:`): the word up to its last unquoted `:`, dequoted. `None` when the word
+/// has no such `:`, or is an option (`--file=...`, left to clap_complete as bash splits it).
+fn kept_before_colon(typed: &str) -> Option<String> {
+    let word = shell_word::lex(typed);
+    if typed.starts_with('-') || word.open_quote.is_some() {
         return None;
     }
-    let colon = last_unescaped_colon(current)?;
-    let _ = BASH_CUT.set(dequote(&current[..=colon]));
-    Some(words)
+    let colon = word
+        .tokens
+        .iter()
+        .rposition(|t| t.c == ':' && t.quoting == Some(Quoting::Bare))?;
+    Some(shell_word::dequoted(&word.tokens[..=colon]))
 }
 
-/// Split a command line at unquoted blanks, keeping the words as typed; a trailing blank
-/// starts an empty current word.
-fn split_line(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut quote = None;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (None, ' ' | '\t' | '\n') => {
-                if !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
-                }
-                continue;
-            }
-            (None | Some('"'), '\\') => {
-                word.push(c);
-                if let Some(next) = chars.next() {
-                    word.push(next);
-                }
-                continue;
-            }
-            (None, '\'' | '"') => quote = Some(c),
-            (Some(q), c) if c == q => quote = None,
-            _ => {}
-        }
-        word.push(c);
-    }
-    words.push(word);
-    words
-}
-
-fn last_unescaped_colon(word: &str) -> Option<usize> {
-    let mut last = None;
-    let mut chars = word.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '\\' => {
-                chars.next();
-            }
-            ':' => last = Some(i),
-            _ => {}
-        }
-    }
-    last
+/// For a script that does not pass the raw word: readline hands over a word with a blank or
+/// `:` that no backslash protects only when the user opened a quote before it.
+fn after_an_open_quote(word: &str) -> bool {
+    shell_word::lex(word).tokens.iter().any(|t| {
+        t.quoting.is_some_and(|q| q != Quoting::Escaped) && matches!(t.c, ' ' | '\t' | ':')
+    })
 }
 
 /// Shells whose callbacks pass words as typed, quotes and backslashes included.
 fn quoted_by_shell(shell: &str) -> bool {
     matches!(shell, "bash" | "zsh" | "fish")
-}
-
-/// Remove POSIX-style quoting from a word as typed: `\x`, `'...'`, `"..."`; an unterminated
-/// quote (the user is still typing) runs to the end of the word.
-pub fn dequote(word: &str) -> String {
-    let mut out = String::with_capacity(word.len());
-    let mut chars = word.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => out.extend(chars.next()),
-            '\'' => {
-                for c in chars.by_ref() {
-                    if c == '\'' {
-                        break;
-                    }
-                    out.push(c);
-                }
-            }
-            '"' => {
-                while let Some(c) = chars.next() {
-                    match c {
-                        '"' => break,
-                        '\\' => out.extend(chars.next()),
-                        c => out.push(c),
-                    }
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Backslash-escape everything bash would otherwise split on or expand (like `printf %q`),
@@ -357,51 +296,9 @@ pub fn bash_escape(s: &str) -> String {
     out
 }
 
-/// Whether the word as typed ends inside a quote the user has not closed yet.
-fn in_open_quote(typed: &str) -> bool {
-    let mut quote = None;
-    let mut chars = typed.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (None | Some('"'), '\\') => {
-                chars.next();
-            }
-            (None, '\'' | '"') => quote = Some(c),
-            (Some(q), c) if c == q => quote = None,
-            _ => {}
-        }
-    }
-    quote.is_some()
-}
-
-/// Whether the raw word has a blank or `:` that no backslash protects: readline never
-/// produces that for an unquoted word, so the user is inside an opened quote.
-fn has_unescaped_break(raw: &str) -> bool {
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                chars.next();
-            }
-            ' ' | '\t' | ':' => return true,
-            _ => {}
-        }
-    }
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dequote_handles_backslashes_and_quotes() {
-        assert_eq!(dequote(r"test\:\ \[2"), "test: [2");
-        assert_eq!(dequote("'test: [2"), "test: [2");
-        assert_eq!(dequote(r#""build 1/3""#), "build 1/3");
-        assert_eq!(dequote(r#"a"b\"c"d"#), "ab\"cd");
-        assert_eq!(dequote("plain"), "plain");
-    }
 
     #[test]
     fn bash_escape_round_trips_through_dequote() {
@@ -411,32 +308,32 @@ mod tests {
             "build 1/3",
             "a'b\"c$d",
         ] {
-            assert_eq!(dequote(&bash_escape(name)), name);
+            assert_eq!(shell_word::dequote(&bash_escape(name)), name);
         }
         assert_eq!(bash_escape("test: [2.2]"), r"test\:\ \[2.2\]");
     }
 
     #[test]
-    fn line_splitting_keeps_quoting() {
-        assert_eq!(split_line("cijob run test:"), ["cijob", "run", "test:"]);
-        assert_eq!(split_line("cijob run "), ["cijob", "run", ""]);
+    fn readline_keeps_the_word_up_to_its_last_unquoted_colon() {
+        assert_eq!(kept_before_colon("test:").as_deref(), Some("test:"));
         assert_eq!(
-            split_line(r"cijob -C 'a b' run x\ y:z"),
-            ["cijob", "-C", "'a b'", "run", r"x\ y:z"]
+            kept_before_colon(r"deploy:\ \[aws,\ a").as_deref(),
+            Some("deploy:")
         );
-        assert_eq!(last_unescaped_colon(r"a\:b:c"), Some(4));
-        assert_eq!(last_unescaped_colon(r"a\:b"), None);
+        assert_eq!(kept_before_colon(r"a\:b:c").as_deref(), Some("a:b:"));
+        assert_eq!(kept_before_colon(r"a\:b"), None);
+        assert_eq!(kept_before_colon("'a:b'c"), None);
+        assert_eq!(kept_before_colon("'a:b"), None);
+        assert_eq!(kept_before_colon("--file=a:b"), None);
+        assert_eq!(kept_before_colon("lint"), None);
     }
 
     #[test]
-    fn open_quotes() {
-        assert!(in_open_quote("'te"));
-        assert!(in_open_quote("\"test: [2"));
-        assert!(in_open_quote("x'te"));
-        assert!(!in_open_quote("'test: [2.2]'"));
-        assert!(!in_open_quote(r"test\:\ \[2"));
-        assert!(!in_open_quote(r"it\'s"));
-        assert!(in_open_quote(r#""a\"b"#));
+    fn an_unprotected_blank_or_colon_means_a_quote_was_opened() {
+        assert!(after_an_open_quote("test: [2"));
+        assert!(after_an_open_quote("build 1"));
+        assert!(!after_an_open_quote(r"test\:\ \[2"));
+        assert!(!after_an_open_quote("te"));
     }
 
     #[test]
@@ -446,13 +343,6 @@ mod tests {
             script.contains(&format!("{RAW_WORD_VAR}=\"${{COMP_WORDS[COMP_CWORD]}}\"")),
             "{script}"
         );
-    }
-
-    #[test]
-    fn unescaped_break_means_inside_a_quote() {
-        assert!(has_unescaped_break("test: [2"));
-        assert!(!has_unescaped_break(r"test\:\ \[2"));
-        assert!(!has_unescaped_break("te"));
     }
 
     #[test]
