@@ -8,24 +8,30 @@ use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use clap::{CommandFactory, ValueEnum};
+use clap::ValueEnum;
 use clap_complete::engine::CompletionCandidate;
 use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
 use clap_complete::CompleteEnv;
 
-use crate::cli::args::Cli;
 use crate::cli::shell_word::{self, Quoting};
 
 /// The environment variable the registration scripts set when they call back into cijob.
 pub const VAR: &str = "CIJOB_COMPLETE";
 
-/// The shell asking for candidates (clap_complete removes `VAR` before our completer runs).
-static SHELL: OnceLock<String> = OnceLock::new();
-/// The words being completed (after `--`), as given or as re-split by `bash_colon_words`.
-static WORDS: OnceLock<Vec<OsString>> = OnceLock::new();
-/// bash only: the text of the current word before its last `:`, which readline keeps (it
-/// replaces only what follows), so replies must leave it out. Dequoted.
-static BASH_CUT: OnceLock<String> = OnceLock::new();
+/// The request being answered, for the completer (clap_complete gives it only the word).
+static REQUEST: OnceLock<Request> = OnceLock::new();
+
+struct Request {
+    /// The shell asking (clap_complete removes `VAR` before our completer runs).
+    shell: String,
+    /// The words being completed (after `--`), as given or as re-split by `bash_colon_words`.
+    words: Vec<OsString>,
+    /// bash only: the text of the current word before its last `:`, which readline keeps (it
+    /// replaces only what follows), so replies must leave it out. Dequoted.
+    bash_cut: String,
+    /// cijob's command line, to find `-f` and `-C` among the words.
+    command: fn() -> clap::Command,
+}
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum Shell {
@@ -97,8 +103,9 @@ fn registration_calling(shell: Shell, completer: &str) -> String {
 
 /// Answer a completion request if `CIJOB_COMPLETE` is set, then exit; otherwise return.
 /// Must run before anything is printed and before the real parse (which would reject the
-/// partial command line).
-pub fn handle_env() {
+/// partial command line). `command` is cijob's command line (given, so that the argument
+/// definitions can name this module's completer without a cycle).
+pub fn handle_env(command: fn() -> clap::Command) {
     let Some(value) = std::env::var_os(VAR) else {
         return;
     };
@@ -109,7 +116,6 @@ pub fn handle_env() {
         .unwrap_or(path.as_os_str())
         .to_string_lossy()
         .into_owned();
-    let _ = SHELL.set(shell.clone());
     let cwd = std::env::current_dir().ok();
     // `CIJOB_COMPLETE=bash cijob` (no `--`) asks for the script: print ours (bash is patched
     // above), calling this binary the way clap_complete would.
@@ -130,20 +136,27 @@ pub fn handle_env() {
         }
     }
     let mut args: Vec<OsString> = std::env::args_os().collect();
+    let mut bash_cut = String::new();
     if shell == "bash" {
-        if let Some(words) = bash_colon_words() {
+        if let Some((words, cut)) = bash_colon_words() {
             // clap_complete reads the index from the environment; we are still single-threaded.
             std::env::set_var("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string());
             args.truncate(1);
             args.push("--".into());
             args.extend(words.into_iter().map(OsString::from));
+            bash_cut = cut;
         }
     }
     let words = args.iter().skip_while(|a| *a != "--").skip(1).cloned();
-    let _ = WORDS.set(words.collect());
+    let _ = REQUEST.set(Request {
+        shell,
+        words: words.collect(),
+        bash_cut,
+        command,
+    });
     // Even a bug in the loader must not print into the user's command line.
     std::panic::set_hook(Box::new(|_| {}));
-    match CompleteEnv::with_factory(Cli::command)
+    match CompleteEnv::with_factory(command)
         .var(VAR)
         .try_complete(args, cwd.as_deref())
     {
@@ -157,14 +170,17 @@ pub fn handle_env() {
 /// Completer for a job-name argument (`run`, `show`, `plan`, ...): the jobs of the pipeline
 /// the command line would load, with their stage as the description.
 pub fn job_names(current: &OsStr) -> Vec<CompletionCandidate> {
-    let shell = SHELL.get().map(String::as_str).unwrap_or("");
+    let Some(request) = REQUEST.get() else {
+        return Vec::new();
+    };
+    let shell = request.shell.as_str();
     let raw = current.to_string_lossy();
     let prefix = if quoted_by_shell(shell) {
         shell_word::dequote(&raw)
     } else {
         raw.to_string()
     };
-    let Some(jobs) = pipeline_jobs(shell) else {
+    let Some(jobs) = pipeline_jobs(request) else {
         return Vec::new();
     };
     // bash inserts candidates verbatim, so they must already be valid shell words, unless the
@@ -174,7 +190,7 @@ pub fn job_names(current: &OsStr) -> Vec<CompletionCandidate> {
             Ok(typed) => shell_word::lex(&typed).open_quote.is_none(),
             Err(_) => !after_an_open_quote(&raw),
         };
-    let cut = BASH_CUT.get().map(String::as_str).unwrap_or("");
+    let cut = request.bash_cut.as_str();
     jobs.into_iter()
         .filter(|(name, _)| name.starts_with(&prefix) && name.starts_with(cut))
         .map(|(name, stage)| {
@@ -190,8 +206,8 @@ pub fn job_names(current: &OsStr) -> Vec<CompletionCandidate> {
 }
 
 /// `(name, stage)` of every runnable job, or `None` when the pipeline cannot be loaded.
-fn pipeline_jobs(shell: &str) -> Option<Vec<(String, String)>> {
-    let (file, directory) = file_and_directory(shell);
+fn pipeline_jobs(request: &Request) -> Option<Vec<(String, String)>> {
+    let (file, directory) = file_and_directory(request);
     let cwd = std::env::current_dir().ok()?;
     let location =
         crate::project::discover::discover(&cwd, file.as_deref(), directory.as_deref()).ok()?;
@@ -214,21 +230,15 @@ fn pipeline_jobs(shell: &str) -> Option<Vec<(String, String)>> {
 }
 
 /// `-f` and `-C` from the command line being completed, wherever they appear.
-fn file_and_directory(shell: &str) -> (Option<PathBuf>, Option<PathBuf>) {
-    let args: Vec<OsString> = WORDS
-        .get()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|a| {
-            if quoted_by_shell(shell) {
-                OsString::from(shell_word::dequote(&a.to_string_lossy()))
-            } else {
-                a
-            }
-        })
-        .collect();
-    let Ok(matches) = Cli::command()
+fn file_and_directory(request: &Request) -> (Option<PathBuf>, Option<PathBuf>) {
+    let args = request.words.iter().map(|a| {
+        if quoted_by_shell(&request.shell) {
+            OsString::from(shell_word::dequote(&a.to_string_lossy()))
+        } else {
+            a.clone()
+        }
+    });
+    let Ok(matches) = (request.command)()
         .ignore_errors(true)
         .try_get_matches_from(args)
     else {
@@ -246,12 +256,12 @@ fn file_and_directory(shell: &str) -> (Option<PathBuf>, Option<PathBuf>) {
 }
 
 /// When the current word has an unquoted `:`, the words of the line up to the cursor, split
-/// at blanks only (the current word last, raw); records the part of it readline keeps.
-fn bash_colon_words() -> Option<Vec<String>> {
+/// at blanks only (the current word last, raw), and the part of it readline keeps.
+fn bash_colon_words() -> Option<(Vec<String>, String)> {
     let line = std::env::var(LINE_VAR).ok()?;
     let words = shell_word::words(&line);
-    let _ = BASH_CUT.set(kept_before_colon(words.last()?)?);
-    Some(words.into_iter().map(str::to_owned).collect())
+    let cut = kept_before_colon(words.last()?)?;
+    Some((words.into_iter().map(str::to_owned).collect(), cut))
 }
 
 /// What readline keeps of the typed word when it completes after a `:` (bash splits words
