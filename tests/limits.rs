@@ -179,5 +179,5 @@ fn bad_limits_are_usage_errors_naming_the_flag_or_key() {
     );
     p.run(&["plan", &name, "--runner-config", &config])
         .assert_code(2)
-        .assert_err("config.toml: [runners.docker] service_memory: invalid size \"12q\"");
+        .assert_err("config.toml:4: [runners.docker] service_memory: invalid size \"12q\"");
 }
