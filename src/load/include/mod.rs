@@ -225,11 +225,6 @@ impl Merged {
     }
 }
 
-/// Load `file` and everything it includes, relative to `root`, with default options.
-pub fn load(root: &Path, file: &Path) -> Result<Merged, ConfigError> {
-    load_with(root, file, &LoadOptions::default())
-}
-
 /// Load `file` and everything it includes, relative to `root`.
 pub fn load_with(root: &Path, file: &Path, options: &LoadOptions) -> Result<Merged, ConfigError> {
     let server = options.server();
@@ -1175,6 +1170,11 @@ fn parse_entry(value: &Value) -> Result<Entry, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Load `file` and everything it includes, relative to `root`, with default options.
+    fn load(root: &Path, file: &Path) -> Result<Merged, ConfigError> {
+        load_with(root, file, &LoadOptions::default())
+    }
 
     fn fixture(case: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
