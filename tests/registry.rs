@@ -302,11 +302,9 @@ fn write_helper(dir: &Path, log: &Path) {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-#[test]
-fn credential_helper_from_cred_helpers() {
-    require_registry();
-    let name = unique("reg-helper");
-    let cfg = tempfile::tempdir().unwrap();
+/// The test helper `docker-credential-cijobtest` in a fresh directory: (the directory, the
+/// log of its calls, a `PATH` that finds it).
+fn helper_on_path() -> (tempfile::TempDir, std::path::PathBuf, String) {
     let bin = tempfile::tempdir().unwrap();
     let log = bin.path().join("calls.log");
     write_helper(bin.path(), &log);
@@ -315,6 +313,15 @@ fn credential_helper_from_cred_helpers() {
         bin.path().display(),
         std::env::var("PATH").unwrap_or_default()
     );
+    (bin, log, path)
+}
+
+#[test]
+fn credential_helper_from_cred_helpers() {
+    require_registry();
+    let name = unique("reg-helper");
+    let cfg = tempfile::tempdir().unwrap();
+    let (_bin, log, path) = helper_on_path();
     let p = Project::new(&job(&name, IMAGE, ""));
     let var = r#"DOCKER_AUTH_CONFIG={"credHelpers":{"localhost:5000":"cijobtest"}}"#;
     let r = run(
@@ -345,14 +352,7 @@ fn a_helper_without_credentials_means_an_anonymous_pull_and_a_broken_one_is_an_e
     require_registry();
     let name = unique("reg-helper-none");
     let cfg = tempfile::tempdir().unwrap();
-    let bin = tempfile::tempdir().unwrap();
-    let log = bin.path().join("calls.log");
-    write_helper(bin.path(), &log);
-    let path = format!(
-        "{}:{}",
-        bin.path().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let (_bin, log, path) = helper_on_path();
     let p = Project::new(&job(&name, "localhost:5001/private/busybox:1", ""));
     // The helper answers "credentials not found in native keychain" for :5001: no
     // credentials, as docker/cli takes it, so the pull goes anonymously and is refused.
