@@ -12,7 +12,7 @@ pub(crate) mod execute;
 pub(crate) mod expand;
 pub mod load;
 pub mod model;
-pub(crate) mod names;
+pub(crate) mod name_rules;
 pub(crate) mod plan;
 pub mod project;
 pub mod resolve;

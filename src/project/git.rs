@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::names;
+use crate::name_rules;
 
 pub const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
 
@@ -81,7 +81,7 @@ fn non_empty(s: Option<String>) -> Option<String> {
 /// One component of the project's path under `/builds`: a safe name, `project` if nothing
 /// of it is left.
 fn path_component(s: &str) -> String {
-    let name = names::safe_name(s);
+    let name = name_rules::safe_name(s);
     if name.is_empty() {
         "project".to_string()
     } else {

@@ -8,7 +8,7 @@
 //! left out.
 
 use crate::model::{Job, Variable, When};
-use crate::names::slugify;
+use crate::name_rules::slugify;
 use crate::project::git::{iso8601_utc, remote_host_and_path, GitInfo};
 
 /// The GitLab Runner release whose behaviour cijob reproduces.

@@ -1,5 +1,5 @@
-//! Names cijob derives from the user's text, one function per rule: GitLab's slugs, and
-//! names that Docker accepts in object names and GitLab in project paths.
+//! The rules for names cijob derives from the user's text, one function per rule: GitLab's
+//! slugs, and names that Docker accepts in object names and GitLab in project paths.
 
 /// `Gitlab::Utils.slugify`, for the `CI_*_SLUG` variables: lower case, `[a-z0-9-]` only, at
 /// most 63 characters, no `-` at either end.

@@ -1,0 +1,28 @@
+//! Names of the objects a run creates: readable in `docker ps`, unique per run. The rules
+//! for the parts taken from the user's text are in `name_rules`.
+
+use crate::name_rules::slugify;
+
+/// `cijob-<job slug>-<run id>`, the prefix of every container, network and volume of a run.
+pub fn container_prefix(job_name: &str, run_id: &str) -> String {
+    let mut slug = String::new();
+    // Collapse the dashes slugify leaves for `: [` so names stay readable in `docker ps`.
+    // A slug (`[a-z0-9-]`) is already a valid part of a Docker name.
+    for c in slugify(job_name).chars() {
+        if !(c == '-' && slug.ends_with('-')) {
+            slug.push(c);
+        }
+    }
+    slug.truncate(30);
+    let slug = slug.trim_end_matches('-');
+    if slug.is_empty() {
+        format!("cijob-{run_id}")
+    } else {
+        format!("cijob-{slug}-{run_id}")
+    }
+}
+
+/// A fresh random run id.
+pub fn new_run_id() -> String {
+    format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
+}
