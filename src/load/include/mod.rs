@@ -32,9 +32,8 @@ use crate::load::merge::deep_merge;
 use crate::load::rules;
 use crate::load::yaml::{self, Mapping, Value};
 
-pub use self::gitlab::TEMPLATES_PATH;
 pub use self::merged::{Merged, SourceFile};
-pub use self::options::{LoadOptions, Token, DEFAULT_GITLAB_URL};
+pub use self::options::{LoadOptions, Token};
 
 /// GitLab's default limit on the number of includes in one pipeline.
 pub const MAX_INCLUDES: usize = 150;
