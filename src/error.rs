@@ -163,5 +163,3 @@ impl Error {
         matches!(self, Error::JobFailed(_) | Error::Timeout)
     }
 }
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -19,11 +19,11 @@ pub(crate) mod ui;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 pub fn main() -> ExitCode {
     // Completion callbacks carry partial command lines the real parse would reject.
-    cli::complete::handle_env();
+    cli::complete::handle_env(cli::args::Cli::command);
     let cli = cli::args::Cli::parse();
     let ui = ui::Ui::new(cli.no_color);
     match cli::app::run(cli, &ui) {

@@ -180,3 +180,20 @@ fn a_base_name_matching_several_matrix_jobs_lists_them() {
         .assert_err("  test: [2.2]")
         .assert_err("  test: [3.0]");
 }
+
+#[test]
+fn timeout_flag_takes_what_timeout_in_the_yaml_takes() {
+    let p = Project::new("j:\n  image: cijob-test/busybox\n  timeout: 2.5h\n  script: [x]\n");
+    p.run(&["plan", "j"])
+        .assert_code(0)
+        .assert_out("CI_JOB_TIMEOUT=9000");
+    // The same grammar on the command line, which overrides `timeout:`.
+    for spelling in ["1.5h", "1h 30m", "90 minutes", "01:30:00", "5400"] {
+        p.run(&["plan", "j", "--timeout", spelling])
+            .assert_code(0)
+            .assert_out("CI_JOB_TIMEOUT=5400");
+    }
+    p.run(&["plan", "j", "--timeout", "soon"])
+        .assert_code(2)
+        .assert_err("--timeout \"soon\": expected a duration like 90s, 10m, 1h30m");
+}

@@ -142,7 +142,10 @@ fn limits_reach_the_build_container_and_services() {
     let fields = "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.MemoryReservation}} {{.HostConfig.NanoCpus}} {{.HostConfig.OomKillDisable}}";
     let build = inspect(&name, "build", fields);
     let service = inspect(&name, "service", fields);
-    cijob().args(["clean", &name]).output().unwrap();
+    // The kept build and service containers and the run's volume.
+    p.run(&["clean", &name])
+        .assert_code(0)
+        .assert_err("cijob clean: removed 3 object(s)");
     assert_eq!(
         build,
         format!("{} {} {} 500000000 true", 64 << 20, 128 << 20, 32 << 20)
@@ -176,5 +179,5 @@ fn bad_limits_are_usage_errors_naming_the_flag_or_key() {
     );
     p.run(&["plan", &name, "--runner-config", &config])
         .assert_code(2)
-        .assert_err("config.toml: [runners.docker] service_memory: invalid size \"12q\"");
+        .assert_err("config.toml:4: [runners.docker] service_memory: invalid size \"12q\"");
 }

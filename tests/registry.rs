@@ -302,11 +302,9 @@ fn write_helper(dir: &Path, log: &Path) {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-#[test]
-fn credential_helper_from_cred_helpers() {
-    require_registry();
-    let name = unique("reg-helper");
-    let cfg = tempfile::tempdir().unwrap();
+/// The test helper `docker-credential-cijobtest` in a fresh directory: (the directory, the
+/// log of its calls, a `PATH` that finds it).
+fn helper_on_path() -> (tempfile::TempDir, std::path::PathBuf, String) {
     let bin = tempfile::tempdir().unwrap();
     let log = bin.path().join("calls.log");
     write_helper(bin.path(), &log);
@@ -315,6 +313,15 @@ fn credential_helper_from_cred_helpers() {
         bin.path().display(),
         std::env::var("PATH").unwrap_or_default()
     );
+    (bin, log, path)
+}
+
+#[test]
+fn credential_helper_from_cred_helpers() {
+    require_registry();
+    let name = unique("reg-helper");
+    let cfg = tempfile::tempdir().unwrap();
+    let (_bin, log, path) = helper_on_path();
     let p = Project::new(&job(&name, IMAGE, ""));
     let var = r#"DOCKER_AUTH_CONFIG={"credHelpers":{"localhost:5000":"cijobtest"}}"#;
     let r = run(
@@ -335,8 +342,45 @@ fn credential_helper_from_cred_helpers() {
         cfg.path(),
         &[("PATH", &path)],
     )
+    .assert_code(2)
     .assert_err("path traversal is not allowed")
     .assert_not("pulled-and-ran");
+}
+
+#[test]
+fn a_helper_without_credentials_means_an_anonymous_pull_and_a_broken_one_is_an_error() {
+    require_registry();
+    let name = unique("reg-helper-none");
+    let cfg = tempfile::tempdir().unwrap();
+    let (_bin, log, path) = helper_on_path();
+    let p = Project::new(&job(&name, "localhost:5001/private/busybox:1", ""));
+    // The helper answers "credentials not found in native keychain" for :5001: no
+    // credentials, as docker/cli takes it, so the pull goes anonymously and is refused.
+    let none = r#"DOCKER_AUTH_CONFIG={"credHelpers":{"localhost:5001":"cijobtest"}}"#;
+    run(
+        &p,
+        &["run", &name, "--pull", "always", "--var", none],
+        cfg.path(),
+        &[("PATH", &path)],
+    )
+    .assert_code(125)
+    .assert_err("no basic auth credentials")
+    .assert_not("Authenticating with credentials")
+    .assert_not("credential helper");
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(calls.trim(), "get localhost:5001");
+    // A helper that cannot run is this machine's problem (exit 1), not a usage error.
+    let missing = r#"DOCKER_AUTH_CONFIG={"credHelpers":{"localhost:5001":"cijob-absent"}}"#;
+    run(
+        &p,
+        &["run", &name, "--pull", "always", "--var", missing],
+        cfg.path(),
+        &[("PATH", &path)],
+    )
+    .assert_code(1)
+    .assert_err("cannot run credential helper docker-credential-cijob-absent")
+    .assert_not("Pulling docker image");
+    assert_no_leftovers_for_job(&name);
 }
 
 #[test]

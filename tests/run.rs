@@ -501,7 +501,11 @@ fn keep_leaves_containers_running_and_clean_removes_them() {
         "label=cijob.type=service",
     ]);
     assert!(!svc.stdout.trim().is_empty(), "service is not running");
-    common::cijob().args(["clean", &job]).output().unwrap();
+    p.run(&["clean", &job])
+        .assert_code(0)
+        .assert_err("removed container")
+        .assert_err("removed volume")
+        .assert_err("cijob clean: removed 3 object(s)");
     assert_no_leftovers_for_job(&job);
 }
 
@@ -673,10 +677,17 @@ fn clean_removes_what_a_killed_run_left_but_not_a_live_run() {
         .assert_err(&format!("\"{dead}\""))
         .assert_err("`cijob clean` removes them")
         .assert_not(&format!("\"{live}\""));
-    common::cijob().args(["clean", &dead]).output().unwrap();
+    // Its build and service containers and its volume.
+    p.run(&["clean", &dead])
+        .assert_code(0)
+        .assert_err("removed container")
+        .assert_err("removed volume")
+        .assert_err("cijob clean: removed 3 object(s)");
     assert_no_leftovers_for_job(&dead);
     // A live run's containers are never touched, even when asked for by name.
-    common::cijob().args(["clean", &live]).output().unwrap();
+    p.run(&["clean", &live])
+        .assert_code(0)
+        .assert_err("cijob clean: removed 0 object(s)");
     assert!(!leftovers(&format!("cijob.job={live}")).is_empty());
     unsafe { libc::kill(alive.id() as i32, libc::SIGTERM) };
     assert_eq!(alive.wait().unwrap().code(), Some(143));
@@ -784,8 +795,13 @@ fn clean_never_touches_what_cijob_did_not_create() {
     ] {
         docker(&args).assert_code(0);
     }
-    common::cijob().args(["clean", &job]).output().unwrap();
-    common::cijob().arg("clean").output().unwrap();
+    Run::from(common::cijob().args(["clean", &job]).output().unwrap())
+        .assert_code(0)
+        .assert_err("cijob clean: removed 0 object(s)");
+    Run::from(common::cijob().arg("clean").output().unwrap())
+        .assert_code(0)
+        .assert_not(&named)
+        .assert_not(&labelled);
     for name in [&named, &labelled] {
         docker(&["inspect", "-f", "{{.Name}}", name]).assert_code(0);
     }

@@ -145,7 +145,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub keep: bool,
 
-    /// Stop the job after this long (e.g. 90s, 10m, 1h); overrides `timeout:`
+    /// Stop the job after this long (90s, 10m, 1.5h, 1h 30m, 01:30:00...: what `timeout:`
+    /// accepts); overrides `timeout:`
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
 

@@ -8,23 +8,30 @@ use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use clap::{CommandFactory, ValueEnum};
+use clap::ValueEnum;
 use clap_complete::engine::CompletionCandidate;
 use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
 use clap_complete::CompleteEnv;
 
-use crate::cli::args::Cli;
+use crate::cli::shell_word::{self, Quoting};
 
 /// The environment variable the registration scripts set when they call back into cijob.
 pub const VAR: &str = "CIJOB_COMPLETE";
 
-/// The shell asking for candidates (clap_complete removes `VAR` before our completer runs).
-static SHELL: OnceLock<String> = OnceLock::new();
-/// The words being completed (after `--`), as given or as re-split by `bash_colon_words`.
-static WORDS: OnceLock<Vec<OsString>> = OnceLock::new();
-/// bash only: the text of the current word before its last `:`, which readline keeps (it
-/// replaces only what follows), so replies must leave it out. Dequoted.
-static BASH_CUT: OnceLock<String> = OnceLock::new();
+/// The request being answered, for the completer (clap_complete gives it only the word).
+static REQUEST: OnceLock<Request> = OnceLock::new();
+
+struct Request {
+    /// The shell asking (clap_complete removes `VAR` before our completer runs).
+    shell: String,
+    /// The words being completed (after `--`), as given or as re-split by `bash_colon_words`.
+    words: Vec<OsString>,
+    /// bash only: the text of the current word before its last `:`, which readline keeps (it
+    /// replaces only what follows), so replies must leave it out. Dequoted.
+    bash_cut: String,
+    /// cijob's command line, to find `-f` and `-C` among the words.
+    command: fn() -> clap::Command,
+}
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum Shell {
@@ -96,8 +103,9 @@ fn registration_calling(shell: Shell, completer: &str) -> String {
 
 /// Answer a completion request if `CIJOB_COMPLETE` is set, then exit; otherwise return.
 /// Must run before anything is printed and before the real parse (which would reject the
-/// partial command line).
-pub fn handle_env() {
+/// partial command line). `command` is cijob's command line (given, so that the argument
+/// definitions can name this module's completer without a cycle).
+pub fn handle_env(command: fn() -> clap::Command) {
     let Some(value) = std::env::var_os(VAR) else {
         return;
     };
@@ -108,7 +116,6 @@ pub fn handle_env() {
         .unwrap_or(path.as_os_str())
         .to_string_lossy()
         .into_owned();
-    let _ = SHELL.set(shell.clone());
     let cwd = std::env::current_dir().ok();
     // `CIJOB_COMPLETE=bash cijob` (no `--`) asks for the script: print ours (bash is patched
     // above), calling this binary the way clap_complete would.
@@ -129,20 +136,27 @@ pub fn handle_env() {
         }
     }
     let mut args: Vec<OsString> = std::env::args_os().collect();
+    let mut bash_cut = String::new();
     if shell == "bash" {
-        if let Some(words) = bash_colon_words() {
+        if let Some((words, cut)) = bash_colon_words() {
             // clap_complete reads the index from the environment; we are still single-threaded.
             std::env::set_var("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string());
             args.truncate(1);
             args.push("--".into());
             args.extend(words.into_iter().map(OsString::from));
+            bash_cut = cut;
         }
     }
     let words = args.iter().skip_while(|a| *a != "--").skip(1).cloned();
-    let _ = WORDS.set(words.collect());
+    let _ = REQUEST.set(Request {
+        shell,
+        words: words.collect(),
+        bash_cut,
+        command,
+    });
     // Even a bug in the loader must not print into the user's command line.
     std::panic::set_hook(Box::new(|_| {}));
-    match CompleteEnv::with_factory(Cli::command)
+    match CompleteEnv::with_factory(command)
         .var(VAR)
         .try_complete(args, cwd.as_deref())
     {
@@ -156,25 +170,27 @@ pub fn handle_env() {
 /// Completer for a job-name argument (`run`, `show`, `plan`, ...): the jobs of the pipeline
 /// the command line would load, with their stage as the description.
 pub fn job_names(current: &OsStr) -> Vec<CompletionCandidate> {
-    let shell = SHELL.get().map(String::as_str).unwrap_or("");
+    let Some(request) = REQUEST.get() else {
+        return Vec::new();
+    };
+    let shell = request.shell.as_str();
     let raw = current.to_string_lossy();
     let prefix = if quoted_by_shell(shell) {
-        dequote(&raw)
+        shell_word::dequote(&raw)
     } else {
         raw.to_string()
     };
-    let Some(jobs) = pipeline_jobs(shell) else {
+    let Some(jobs) = pipeline_jobs(request) else {
         return Vec::new();
     };
     // bash inserts candidates verbatim, so they must already be valid shell words, unless the
     // user opened a quote (readline then hands us only the text after it, and closes it).
     let escape = shell == "bash"
         && match std::env::var(RAW_WORD_VAR) {
-            Ok(typed) => !in_open_quote(&typed),
-            // An older script without the raw word: unescaped blanks betray an open quote.
-            Err(_) => !has_unescaped_break(&raw),
+            Ok(typed) => shell_word::lex(&typed).open_quote.is_none(),
+            Err(_) => !after_an_open_quote(&raw),
         };
-    let cut = BASH_CUT.get().map(String::as_str).unwrap_or("");
+    let cut = request.bash_cut.as_str();
     jobs.into_iter()
         .filter(|(name, _)| name.starts_with(&prefix) && name.starts_with(cut))
         .map(|(name, stage)| {
@@ -190,8 +206,8 @@ pub fn job_names(current: &OsStr) -> Vec<CompletionCandidate> {
 }
 
 /// `(name, stage)` of every runnable job, or `None` when the pipeline cannot be loaded.
-fn pipeline_jobs(shell: &str) -> Option<Vec<(String, String)>> {
-    let (file, directory) = file_and_directory(shell);
+fn pipeline_jobs(request: &Request) -> Option<Vec<(String, String)>> {
+    let (file, directory) = file_and_directory(request);
     let cwd = std::env::current_dir().ok()?;
     let location =
         crate::project::discover::discover(&cwd, file.as_deref(), directory.as_deref()).ok()?;
@@ -214,21 +230,15 @@ fn pipeline_jobs(shell: &str) -> Option<Vec<(String, String)>> {
 }
 
 /// `-f` and `-C` from the command line being completed, wherever they appear.
-fn file_and_directory(shell: &str) -> (Option<PathBuf>, Option<PathBuf>) {
-    let args: Vec<OsString> = WORDS
-        .get()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|a| {
-            if quoted_by_shell(shell) {
-                OsString::from(dequote(&a.to_string_lossy()))
-            } else {
-                a
-            }
-        })
-        .collect();
-    let Ok(matches) = Cli::command()
+fn file_and_directory(request: &Request) -> (Option<PathBuf>, Option<PathBuf>) {
+    let args = request.words.iter().map(|a| {
+        if quoted_by_shell(&request.shell) {
+            OsString::from(shell_word::dequote(&a.to_string_lossy()))
+        } else {
+            a.clone()
+        }
+    });
+    let Ok(matches) = (request.command)()
         .ignore_errors(true)
         .try_get_matches_from(args)
     else {
@@ -246,101 +256,40 @@ fn file_and_directory(shell: &str) -> (Option<PathBuf>, Option<PathBuf>) {
 }
 
 /// When the current word has an unquoted `:`, the words of the line up to the cursor, split
-/// at blanks only (the current word last, raw); records the part of it readline keeps.
-fn bash_colon_words() -> Option<Vec<String>> {
+/// at blanks only (the current word last, raw), and the part of it readline keeps.
+fn bash_colon_words() -> Option<(Vec<String>, String)> {
     let line = std::env::var(LINE_VAR).ok()?;
-    let words = split_line(&line);
-    let current = words.last()?;
-    // Options (`--file=...`) are left to clap_complete as bash splits them.
-    if current.starts_with('-') || in_open_quote(current) {
+    let words = shell_word::words(&line);
+    let cut = kept_before_colon(words.last()?)?;
+    Some((words.into_iter().map(str::to_owned).collect(), cut))
+}
+
+/// What readline keeps of the typed word when it completes after a `:` (bash splits words
+/// at an unquoted `:`): the word up to its last unquoted `:`, dequoted. `None` when the word
+/// has no such `:`, or is an option (`--file=...`, left to clap_complete as bash splits it).
+fn kept_before_colon(typed: &str) -> Option<String> {
+    let word = shell_word::lex(typed);
+    if typed.starts_with('-') || word.open_quote.is_some() {
         return None;
     }
-    let colon = last_unescaped_colon(current)?;
-    let _ = BASH_CUT.set(dequote(&current[..=colon]));
-    Some(words)
+    let colon = word
+        .tokens
+        .iter()
+        .rposition(|t| t.c == ':' && t.quoting == Some(Quoting::Bare))?;
+    Some(shell_word::dequoted(&word.tokens[..=colon]))
 }
 
-/// Split a command line at unquoted blanks, keeping the words as typed; a trailing blank
-/// starts an empty current word.
-fn split_line(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut quote = None;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (None, ' ' | '\t' | '\n') => {
-                if !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
-                }
-                continue;
-            }
-            (None | Some('"'), '\\') => {
-                word.push(c);
-                if let Some(next) = chars.next() {
-                    word.push(next);
-                }
-                continue;
-            }
-            (None, '\'' | '"') => quote = Some(c),
-            (Some(q), c) if c == q => quote = None,
-            _ => {}
-        }
-        word.push(c);
-    }
-    words.push(word);
-    words
-}
-
-fn last_unescaped_colon(word: &str) -> Option<usize> {
-    let mut last = None;
-    let mut chars = word.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '\\' => {
-                chars.next();
-            }
-            ':' => last = Some(i),
-            _ => {}
-        }
-    }
-    last
+/// For a script that does not pass the raw word: readline hands over a word with a blank or
+/// `:` that no backslash protects only when the user opened a quote before it.
+fn after_an_open_quote(word: &str) -> bool {
+    shell_word::lex(word).tokens.iter().any(|t| {
+        t.quoting.is_some_and(|q| q != Quoting::Escaped) && matches!(t.c, ' ' | '\t' | ':')
+    })
 }
 
 /// Shells whose callbacks pass words as typed, quotes and backslashes included.
 fn quoted_by_shell(shell: &str) -> bool {
     matches!(shell, "bash" | "zsh" | "fish")
-}
-
-/// Remove POSIX-style quoting from a word as typed: `\x`, `'...'`, `"..."`; an unterminated
-/// quote (the user is still typing) runs to the end of the word.
-pub fn dequote(word: &str) -> String {
-    let mut out = String::with_capacity(word.len());
-    let mut chars = word.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => out.extend(chars.next()),
-            '\'' => {
-                for c in chars.by_ref() {
-                    if c == '\'' {
-                        break;
-                    }
-                    out.push(c);
-                }
-            }
-            '"' => {
-                while let Some(c) = chars.next() {
-                    match c {
-                        '"' => break,
-                        '\\' => out.extend(chars.next()),
-                        c => out.push(c),
-                    }
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Backslash-escape everything bash would otherwise split on or expand (like `printf %q`),
@@ -357,51 +306,9 @@ pub fn bash_escape(s: &str) -> String {
     out
 }
 
-/// Whether the word as typed ends inside a quote the user has not closed yet.
-fn in_open_quote(typed: &str) -> bool {
-    let mut quote = None;
-    let mut chars = typed.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (None | Some('"'), '\\') => {
-                chars.next();
-            }
-            (None, '\'' | '"') => quote = Some(c),
-            (Some(q), c) if c == q => quote = None,
-            _ => {}
-        }
-    }
-    quote.is_some()
-}
-
-/// Whether the raw word has a blank or `:` that no backslash protects: readline never
-/// produces that for an unquoted word, so the user is inside an opened quote.
-fn has_unescaped_break(raw: &str) -> bool {
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                chars.next();
-            }
-            ' ' | '\t' | ':' => return true,
-            _ => {}
-        }
-    }
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dequote_handles_backslashes_and_quotes() {
-        assert_eq!(dequote(r"test\:\ \[2"), "test: [2");
-        assert_eq!(dequote("'test: [2"), "test: [2");
-        assert_eq!(dequote(r#""build 1/3""#), "build 1/3");
-        assert_eq!(dequote(r#"a"b\"c"d"#), "ab\"cd");
-        assert_eq!(dequote("plain"), "plain");
-    }
 
     #[test]
     fn bash_escape_round_trips_through_dequote() {
@@ -411,32 +318,32 @@ mod tests {
             "build 1/3",
             "a'b\"c$d",
         ] {
-            assert_eq!(dequote(&bash_escape(name)), name);
+            assert_eq!(shell_word::dequote(&bash_escape(name)), name);
         }
         assert_eq!(bash_escape("test: [2.2]"), r"test\:\ \[2.2\]");
     }
 
     #[test]
-    fn line_splitting_keeps_quoting() {
-        assert_eq!(split_line("cijob run test:"), ["cijob", "run", "test:"]);
-        assert_eq!(split_line("cijob run "), ["cijob", "run", ""]);
+    fn readline_keeps_the_word_up_to_its_last_unquoted_colon() {
+        assert_eq!(kept_before_colon("test:").as_deref(), Some("test:"));
         assert_eq!(
-            split_line(r"cijob -C 'a b' run x\ y:z"),
-            ["cijob", "-C", "'a b'", "run", r"x\ y:z"]
+            kept_before_colon(r"deploy:\ \[aws,\ a").as_deref(),
+            Some("deploy:")
         );
-        assert_eq!(last_unescaped_colon(r"a\:b:c"), Some(4));
-        assert_eq!(last_unescaped_colon(r"a\:b"), None);
+        assert_eq!(kept_before_colon(r"a\:b:c").as_deref(), Some("a:b:"));
+        assert_eq!(kept_before_colon(r"a\:b"), None);
+        assert_eq!(kept_before_colon("'a:b'c"), None);
+        assert_eq!(kept_before_colon("'a:b"), None);
+        assert_eq!(kept_before_colon("--file=a:b"), None);
+        assert_eq!(kept_before_colon("lint"), None);
     }
 
     #[test]
-    fn open_quotes() {
-        assert!(in_open_quote("'te"));
-        assert!(in_open_quote("\"test: [2"));
-        assert!(in_open_quote("x'te"));
-        assert!(!in_open_quote("'test: [2.2]'"));
-        assert!(!in_open_quote(r"test\:\ \[2"));
-        assert!(!in_open_quote(r"it\'s"));
-        assert!(in_open_quote(r#""a\"b"#));
+    fn an_unprotected_blank_or_colon_means_a_quote_was_opened() {
+        assert!(after_an_open_quote("test: [2"));
+        assert!(after_an_open_quote("build 1"));
+        assert!(!after_an_open_quote(r"test\:\ \[2"));
+        assert!(!after_an_open_quote("te"));
     }
 
     #[test]
@@ -446,13 +353,6 @@ mod tests {
             script.contains(&format!("{RAW_WORD_VAR}=\"${{COMP_WORDS[COMP_CWORD]}}\"")),
             "{script}"
         );
-    }
-
-    #[test]
-    fn unescaped_break_means_inside_a_quote() {
-        assert!(has_unescaped_break("test: [2"));
-        assert!(!has_unescaped_break(r"test\:\ \[2"));
-        assert!(!has_unescaped_break("te"));
     }
 
     #[test]

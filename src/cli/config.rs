@@ -8,6 +8,7 @@ use crate::cli::runner_config::{self, RunnerConfig};
 use crate::error::{ConfigError, Error};
 use crate::model::{PullPolicy, Variable};
 use crate::plan::limits;
+use crate::resolve::duration;
 
 #[derive(Debug, Clone, Default)]
 pub struct RunConfig {
@@ -65,9 +66,10 @@ impl RunConfig {
             v.masked = args.masks.contains(&v.key);
         }
         let timeout = match &args.timeout {
-            Some(t) => Some(parse_duration(t).ok_or_else(|| {
+            // The grammar of `timeout:`, so a value copied from the YAML works here too.
+            Some(t) => Some(duration::parse(t).ok_or_else(|| {
                 Error::Usage(format!(
-                    "--timeout {t:?}: expected a duration like 90s, 10m, 1h30m"
+                    "--timeout {t:?}: expected a duration like 90s, 10m, 1h30m, 1.5h, \"1 hour 30 minutes\" or 01:30:00"
                 ))
             })?),
             None => None,
@@ -171,67 +173,42 @@ pub fn parse_var_file(text: &str, path: &Path) -> Result<Vec<Variable>, ConfigEr
     Ok(out)
 }
 
-/// Durations as GitLab and humans write them: `90`, `90s`, `10m`, `1h30m`, `1h 30m`,
-/// `2 hours`, `3 mins`, `1d`.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim().to_ascii_lowercase();
-    if s.is_empty() {
-        return None;
-    }
-    if let Ok(n) = s.parse::<u64>() {
-        return Some(Duration::from_secs(n));
-    }
-    let mut total = 0u64;
-    let mut rest = s.as_str();
-    let mut any = false;
-    while !rest.is_empty() {
-        rest = rest
-            .trim_start_matches([' ', ','])
-            .trim_start_matches("and ");
-        if rest.is_empty() {
-            break;
-        }
-        let digits = rest.chars().take_while(|c| c.is_ascii_digit()).count();
-        if digits == 0 {
-            return None;
-        }
-        let n: u64 = rest[..digits].parse().ok()?;
-        rest = rest[digits..].trim_start();
-        let unit_len = rest.chars().take_while(|c| c.is_ascii_alphabetic()).count();
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let mult = match unit {
-            "s" | "sec" | "secs" | "second" | "seconds" => 1,
-            "m" | "min" | "mins" | "minute" | "minutes" => 60,
-            "h" | "hr" | "hrs" | "hour" | "hours" => 3600,
-            "d" | "day" | "days" => 86400,
-            "w" | "week" | "weeks" => 7 * 86400,
-            _ => return None,
-        };
-        total = total.checked_add(n.checked_mul(mult)?)?;
-        any = true;
-    }
-    any.then(|| Duration::from_secs(total))
-}
-
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+    use crate::cli::args::{Cli, Command};
+
+    /// `cijob run job EXTRA...` through clap, as the binary parses it.
+    fn run_args(extra: &[&str]) -> RunArgs {
+        let argv = ["cijob", "run", "job"].iter().chain(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Run(args) => args,
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
-        assert_eq!(parse_duration("1h 30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("2 hours"), Some(Duration::from_secs(7200)));
-        assert_eq!(
-            parse_duration("3 mins 5 seconds"),
-            Some(Duration::from_secs(185))
+    fn timeout_takes_the_grammar_of_timeout_in_the_yaml() {
+        let timeout = |t: &str| {
+            RunConfig::from_args(&run_args(&["--timeout", t]), Path::new("."))
+                .map(|c| c.timeout.map(|d| d.as_secs()))
+        };
+        assert_eq!(timeout("1.5h").unwrap(), Some(5400));
+        assert_eq!(timeout("1h 30m").unwrap(), Some(5400));
+        assert_eq!(timeout("01:30:00").unwrap(), Some(5400));
+        assert_eq!(timeout("90").unwrap(), Some(90));
+        assert_eq!(timeout("3 mins 5 seconds").unwrap(), Some(185));
+        let err = timeout("soon").unwrap_err();
+        assert!(matches!(err, Error::Usage(_)), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with("--timeout \"soon\": expected a duration like 90s, 10m, 1h30m"),
+            "{err}"
         );
-        assert_eq!(parse_duration("soon"), None);
-        assert_eq!(parse_duration("5 parsecs"), None);
-        assert_eq!(parse_duration(""), None);
+        let none = RunConfig::from_args(&run_args(&[]), Path::new(".")).unwrap();
+        assert_eq!(none.timeout, None);
     }
 
     #[test]

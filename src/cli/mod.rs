@@ -7,3 +7,4 @@ pub mod complete;
 pub(crate) mod config;
 pub(crate) mod listing;
 pub(crate) mod runner_config;
+pub(crate) mod shell_word;

@@ -114,24 +114,29 @@ pub fn parse(text: &str, path: &Path, pick: Option<&str>) -> Result<RunnerConfig
             .unwrap_or_default()
             .to_string()
     };
-    let runner = match pick {
-        Some(want) => runners.iter().find(|r| name_of(r) == want).ok_or_else(|| {
-            let names: Vec<String> = runners
-                .iter()
-                .map(|r| format!("\"{}\"", name_of(r)))
-                .collect();
-            err(format!(
-                "no [[runners]] entry named \"{want}\" (the runners are: {})",
-                if names.is_empty() {
-                    "none".to_string()
-                } else {
-                    names.join(", ")
-                }
-            ))
-        })?,
+    let (index, runner) = match pick {
+        Some(want) => runners
+            .iter()
+            .enumerate()
+            .find(|(_, r)| name_of(r) == want)
+            .ok_or_else(|| {
+                let names: Vec<String> = runners
+                    .iter()
+                    .map(|r| format!("\"{}\"", name_of(r)))
+                    .collect();
+                err(format!(
+                    "no [[runners]] entry named \"{want}\" (the runners are: {})",
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ))
+            })?,
         None => runners
             .iter()
-            .find(|r| r.get("executor").and_then(Value::as_str) == Some("docker"))
+            .enumerate()
+            .find(|(_, r)| r.get("executor").and_then(Value::as_str) == Some("docker"))
             .ok_or_else(|| {
                 err(
                     "no [[runners]] entry with executor = \"docker\" (name one with --runner)"
@@ -148,81 +153,131 @@ pub fn parse(text: &str, path: &Path, pick: Option<&str>) -> Result<RunnerConfig
             cfg.not_applied.push(key.clone());
         }
     }
+    // The line is named but not shown: it may hold secrets (`environment`).
+    runner_section(runner, &mut cfg).map_err(|e| match line_of(text, index, &e.keys) {
+        Some(line) => err(e.message).at(line, None),
+        None => err(e.message),
+    })?;
+    Ok(cfg)
+}
+
+/// A setting of the chosen `[[runners]]` entry that cijob cannot use: its keys under the
+/// entry (`["docker", "memory"]`), so the error can point at its line, and what is wrong.
+#[derive(Debug)]
+struct SettingError {
+    keys: Vec<String>,
+    message: String,
+}
+
+impl SettingError {
+    /// The error for `keys`, given its message.
+    fn at(keys: &[&str]) -> impl FnOnce(String) -> Self {
+        let keys = keys.iter().map(|k| k.to_string()).collect();
+        move |message| SettingError { keys, message }
+    }
+}
+
+fn runner_section(runner: &toml::Table, cfg: &mut RunnerConfig) -> Result<(), SettingError> {
     let runner_name = cfg.name.clone();
     let where_ = |key: &str| format!("[[runners]] \"{runner_name}\": {key}");
     for (key, value) in runner.iter() {
         match key.as_str() {
             k if IDENTITY_KEYS.contains(&k) => {}
             "environment" => {
-                cfg.environment = env_list(value, &where_("environment")).map_err(err)?
+                cfg.environment = env_list(value, &where_("environment"))
+                    .map_err(SettingError::at(&["environment"]))?
             }
             "docker" => {
-                let docker = value
-                    .as_table()
-                    .ok_or_else(|| err(format!("{} must be a table", where_("docker"))))?;
-                docker_section(docker, &mut cfg).map_err(err)?;
+                let docker = value.as_table().ok_or_else(|| {
+                    SettingError::at(&["docker"])(format!("{} must be a table", where_("docker")))
+                })?;
+                docker_section(docker, cfg)?;
             }
             other => cfg.not_applied.push(format!("runners.{other}")),
         }
     }
-    Ok(cfg)
+    Ok(())
 }
 
-fn docker_section(docker: &toml::Table, cfg: &mut RunnerConfig) -> Result<(), String> {
-    let at = |k: &str| format!("[runners.docker] {k}");
+/// The line where `keys` are set under the `index`th `[[runners]]` entry of `text`, if found.
+fn line_of(text: &str, index: usize, keys: &[String]) -> Option<usize> {
+    use toml::de::{DeTable, DeValue};
+    let root = DeTable::parse(text).ok()?;
+    let (_, runners) = root
+        .get_ref()
+        .iter()
+        .find(|(k, _)| k.get_ref() == "runners")?;
+    let DeValue::Array(runners) = runners.get_ref() else {
+        return None;
+    };
+    let mut value = runners.get(index)?;
+    let mut start = value.span().start;
+    for key in keys {
+        let DeValue::Table(table) = value.get_ref() else {
+            return None;
+        };
+        let (k, v) = table.iter().find(|(k, _)| k.get_ref() == key)?;
+        start = k.span().start;
+        value = v;
+    }
+    Some(text.get(..start)?.matches('\n').count() + 1)
+}
+
+fn docker_section(docker: &toml::Table, cfg: &mut RunnerConfig) -> Result<(), SettingError> {
     for (key, v) in docker {
-        let k = key.as_str();
-        match k {
-            "image" => cfg.image = Some(string(v, &at(k))?).filter(|s| !s.is_empty()),
-            "services" => cfg.services = services(v, &at(k))?,
-            "privileged" => cfg.privileged = boolean(v, &at(k))?,
-            "services_privileged" => cfg.services_privileged = Some(boolean(v, &at(k))?),
-            "volumes" => {
-                cfg.volumes = strings(v, &at(k))?
-                    .iter()
-                    .map(|s| volume(s).map_err(|e| format!("{}: {e}", at(k))))
-                    .collect::<Result<_, _>>()?
-            }
-            "pull_policy" => cfg.pull_policy = policies(v, &at(k))?,
-            "allowed_pull_policies" => cfg.allowed_pull_policies = policies(v, &at(k))?,
-            "wait_for_services_timeout" => {
-                cfg.wait_for_services_timeout = Some(
-                    v.as_integer()
-                        .ok_or_else(|| format!("{} must be a number of seconds", at(k)))?,
-                )
-            }
-            "extra_hosts" => cfg.host.extra_hosts = strings(v, &at(k))?,
-            "dns" => cfg.host.dns = strings(v, &at(k))?,
-            "cap_add" => cfg.host.cap_add = strings(v, &at(k))?,
-            "cap_drop" => cfg.host.cap_drop = strings(v, &at(k))?,
-            "security_opt" => cfg.host.security_opt = strings(v, &at(k))?,
-            "shm_size" => {
-                cfg.host.shm_size = Some(
-                    v.as_integer()
-                        .filter(|n| *n >= 0)
-                        .ok_or_else(|| format!("{} must be a number of bytes", at(k)))?,
-                )
-            }
-            "user" => cfg.user = Some(string(v, &at(k))?).filter(|s| !s.is_empty()),
-            "memory" => cfg.resources.memory = size(v, &at(k))?,
-            "memory_swap" => cfg.resources.memory_swap = size(v, &at(k))?,
-            "memory_reservation" => cfg.resources.memory_reservation = size(v, &at(k))?,
-            "cpus" => cfg.resources.nano_cpus = cpus(v, &at(k))?,
-            "oom_kill_disable" => cfg.resources.oom_kill_disable = boolean(v, &at(k))?,
-            "service_memory" => cfg.service_resources.memory = size(v, &at(k))?,
-            "service_memory_swap" => cfg.service_resources.memory_swap = size(v, &at(k))?,
-            "service_memory_reservation" => {
-                cfg.service_resources.memory_reservation = size(v, &at(k))?
-            }
-            "service_cpus" => cfg.service_resources.nano_cpus = cpus(v, &at(k))?,
-            "network_mode" => {
-                cfg.host.network_mode = Some(string(v, &at(k))?).filter(|s| !s.is_empty())
-            }
-            // Defaults that match what cijob does anyway: naming them would only be noise.
-            "tls_verify" | "disable_cache" | "disable_entrypoint_overwrite"
-                if v.as_bool() == Some(false) => {}
-            other => cfg.not_applied.push(format!("runners.docker.{other}")),
+        docker_setting(key, v, cfg).map_err(SettingError::at(&["docker", key]))?;
+    }
+    Ok(())
+}
+
+fn docker_setting(k: &str, v: &Value, cfg: &mut RunnerConfig) -> Result<(), String> {
+    let at = format!("[runners.docker] {k}");
+    match k {
+        "image" => cfg.image = Some(string(v, &at)?).filter(|s| !s.is_empty()),
+        "services" => cfg.services = services(v, &at)?,
+        "privileged" => cfg.privileged = boolean(v, &at)?,
+        "services_privileged" => cfg.services_privileged = Some(boolean(v, &at)?),
+        "volumes" => {
+            cfg.volumes = strings(v, &at)?
+                .iter()
+                .map(|s| volume(s).map_err(|e| format!("{at}: {e}")))
+                .collect::<Result<_, _>>()?
         }
+        "pull_policy" => cfg.pull_policy = policies(v, &at)?,
+        "allowed_pull_policies" => cfg.allowed_pull_policies = policies(v, &at)?,
+        "wait_for_services_timeout" => {
+            cfg.wait_for_services_timeout = Some(
+                v.as_integer()
+                    .ok_or_else(|| format!("{at} must be a number of seconds"))?,
+            )
+        }
+        "extra_hosts" => cfg.host.extra_hosts = strings(v, &at)?,
+        "dns" => cfg.host.dns = strings(v, &at)?,
+        "cap_add" => cfg.host.cap_add = strings(v, &at)?,
+        "cap_drop" => cfg.host.cap_drop = strings(v, &at)?,
+        "security_opt" => cfg.host.security_opt = strings(v, &at)?,
+        "shm_size" => {
+            cfg.host.shm_size = Some(
+                v.as_integer()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| format!("{at} must be a number of bytes"))?,
+            )
+        }
+        "user" => cfg.user = Some(string(v, &at)?).filter(|s| !s.is_empty()),
+        "memory" => cfg.resources.memory = size(v, &at)?,
+        "memory_swap" => cfg.resources.memory_swap = size(v, &at)?,
+        "memory_reservation" => cfg.resources.memory_reservation = size(v, &at)?,
+        "cpus" => cfg.resources.nano_cpus = cpus(v, &at)?,
+        "oom_kill_disable" => cfg.resources.oom_kill_disable = boolean(v, &at)?,
+        "service_memory" => cfg.service_resources.memory = size(v, &at)?,
+        "service_memory_swap" => cfg.service_resources.memory_swap = size(v, &at)?,
+        "service_memory_reservation" => cfg.service_resources.memory_reservation = size(v, &at)?,
+        "service_cpus" => cfg.service_resources.nano_cpus = cpus(v, &at)?,
+        "network_mode" => cfg.host.network_mode = Some(string(v, &at)?).filter(|s| !s.is_empty()),
+        // Defaults that match what cijob does anyway: naming them would only be noise.
+        "tls_verify" | "disable_cache" | "disable_entrypoint_overwrite"
+            if v.as_bool() == Some(false) => {}
+        other => cfg.not_applied.push(format!("runners.docker.{other}")),
     }
     Ok(())
 }
@@ -610,7 +665,8 @@ log_level = "debug"
         assert!(bad("volumes = [\"relative\"]").contains("volume \"relative\""));
         let e = bad("memory = \"lots\"");
         assert!(
-            e.contains("[runners.docker] memory: invalid size \"lots\"") && e.contains("512m"),
+            e.starts_with("config.toml:4: [runners.docker] memory: invalid size \"lots\"")
+                && e.contains("512m"),
             "{e}"
         );
         assert!(bad("service_memory = 1024").contains("service_memory must be a string"));
@@ -628,6 +684,38 @@ log_level = "debug"
         assert!(e.contains("is not KEY=VALUE"), "{e}");
         let e = parse("[[runners]\n", Path::new("c.toml"), None).unwrap_err();
         assert_eq!(e.line, Some(1));
+    }
+
+    #[test]
+    fn a_bad_setting_is_located_at_its_line_in_the_chosen_runner() {
+        let text = "concurrent = 2\n\n[[runners]]\n  name = \"a\"\n  executor = \"docker\"\n  [runners.docker]\n    memory = \"lots\"\n\n[[runners]]\n  name = \"b\"\n  executor = \"docker\"\n  environment = [\"TOKEN=hunter2\", \"oops\"]\n  [runners.docker]\n    cpus = \"two\"\n";
+        let line = |pick| {
+            let e = parse(text, Path::new("c.toml"), Some(pick)).unwrap_err();
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+            (e.line, e.message)
+        };
+        let (at, message) = line("a");
+        assert_eq!(at, Some(7), "{message}");
+        assert!(message.starts_with("[runners.docker] memory: invalid size"));
+        let (at, message) = line("b");
+        assert_eq!(at, Some(14), "{message}");
+        assert!(message.starts_with("[runners.docker] cpus: invalid number"));
+        let fixed = text.replace("\"two\"", "\"2\"");
+        let e = parse(&fixed, Path::new("c.toml"), Some("b")).unwrap_err();
+        assert_eq!(e.line, Some(12), "{e}");
+        assert!(
+            e.message.contains("entry \"oops...\" is not KEY=VALUE"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        // A services table: the line of `services`.
+        let e = parse(
+            "[[runners]]\nexecutor = \"docker\"\n[runners.docker]\nimage = \"x\"\nservices = [{ name = \"s\", bogus = 1 }]\n",
+            Path::new("c.toml"),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.line, Some(5), "{e}");
     }
 
     #[test]

@@ -11,7 +11,36 @@ use std::process::{Command, Stdio};
 use base64::Engine as _;
 use serde::Deserialize;
 
+use crate::error::{ConfigError, Error};
+
 pub const SOURCE_ENV: &str = "$DOCKER_AUTH_CONFIG";
+
+/// Why the credentials for an image could not be found. None of the messages quotes a
+/// configuration: it holds secrets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// A Docker client configuration that does not parse: the user's to fix.
+    #[error("{0}")]
+    InvalidConfig(String),
+    /// A helper name that is a path, refused as the runner refuses it.
+    #[error("credential helper \"{0}\": path traversal is not allowed")]
+    PathTraversal(String),
+    /// A credential helper that could not run, failed, or answered something unreadable:
+    /// a problem of this machine, not of the configuration.
+    #[error("{0}")]
+    Helper(String),
+}
+
+impl From<AuthError> for Error {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::InvalidConfig(_) | AuthError::PathTraversal(_) => {
+                Error::Config(ConfigError::new(e.to_string()))
+            }
+            AuthError::Helper(_) => Error::Failed(e.to_string()),
+        }
+    }
+}
 
 /// Credentials for one registry, ready for the pull API.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -90,13 +119,13 @@ pub enum Lookup {
 
 impl AuthConfig {
     /// Parse a Docker client config. The error never quotes the text (it holds secrets).
-    pub fn parse(json: &str, source: &str) -> Result<Self, String> {
+    pub fn parse(json: &str, source: &str) -> Result<Self, AuthError> {
         let raw: RawConfig = serde_json::from_str(json).map_err(|e| {
-            format!(
+            AuthError::InvalidConfig(format!(
                 "{source} is not a valid Docker client configuration (JSON error at line {} column {})",
                 e.line(),
                 e.column()
-            )
+            ))
         })?;
         let mut auths = BTreeMap::new();
         for (key, a) in raw.auths {
@@ -109,7 +138,9 @@ impl AuthConfig {
             };
             if let Some(b64) = a.auth.filter(|s| !s.is_empty()) {
                 let (user, pass) = decode_auth(&b64).ok_or_else(|| {
-                    format!("{source}: the \"auth\" of \"{key}\" is not base64 of user:password")
+                    AuthError::InvalidConfig(format!(
+                        "{source}: the \"auth\" of \"{key}\" is not base64 of user:password"
+                    ))
                 })?;
                 c.username = Some(user);
                 c.password = Some(pass);
@@ -321,7 +352,7 @@ impl Sources {
 
     /// Load the configurations (reading the file and listing credential stores). A
     /// missing file is no error; a broken one is.
-    pub fn load(&self) -> Result<Vec<(AuthConfig, Vec<String>)>, String> {
+    pub fn load(&self) -> Result<Vec<(AuthConfig, Vec<String>)>, AuthError> {
         let mut out = Vec::new();
         if let Some(json) = self
             .docker_auth_config
@@ -346,8 +377,9 @@ impl Sources {
             .collect()
     }
 
-    /// Credentials for `image`, or `None` (an anonymous pull).
-    pub fn resolve(&self, image: &str) -> Result<Option<Found>, String> {
+    /// Credentials for `image`, or `None` (an anonymous pull): no key matches it, or the
+    /// helper that holds its key has nothing for it.
+    pub fn resolve(&self, image: &str) -> Result<Option<Found>, AuthError> {
         let configs = self.load()?;
         let Some((lookup, source, path)) = select(image, &configs) else {
             return Ok(None);
@@ -355,7 +387,9 @@ impl Sources {
         let credentials = match lookup {
             Lookup::Static(c) => c,
             Lookup::Helper { helper, server } => {
-                let mut c = helper_get(&helper, &server)?;
+                let Some(mut c) = helper_get(&helper, &server)? else {
+                    return Ok(None);
+                };
                 if c.server.is_empty() {
                     c.server = path.split('/').next().unwrap_or(&path).to_string();
                 }
@@ -370,51 +404,62 @@ impl Sources {
 }
 
 /// Helper names come from configuration; never let them name a file elsewhere.
-fn helper_program(name: &str) -> Result<String, String> {
+fn helper_program(name: &str) -> Result<String, AuthError> {
     if name.contains('/') || name.contains('\\') || name.contains("..") {
-        return Err(format!(
-            "credential helper \"{name}\": path traversal is not allowed"
-        ));
+        return Err(AuthError::PathTraversal(name.to_string()));
     }
     Ok(format!("docker-credential-{name}"))
 }
 
-fn run_helper(name: &str, action: &str, input: &str) -> Result<String, String> {
+/// What the helpers of docker-credential-helpers answer (exit 1) when they hold nothing for
+/// a server; docker/cli takes it as "no credentials", not as a failure.
+const NOT_FOUND: &str = "credentials not found in native keychain";
+
+/// A helper's answer: its output, or that it holds no credentials for the server.
+enum Answer {
+    Output(String),
+    NotFound,
+}
+
+fn run_helper(name: &str, action: &str, input: &str) -> Result<Answer, AuthError> {
     let program = helper_program(name)?;
+    let failed = |why: String| AuthError::Helper(format!("credential helper {program}{why}"));
     let mut child = Command::new(&program)
         .arg(action)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run credential helper {program}: {e}"))?;
+        .map_err(|e| AuthError::Helper(format!("cannot run credential helper {program}: {e}")))?;
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(input.as_bytes());
     }
     let out = child
         .wait_with_output()
-        .map_err(|e| format!("credential helper {program}: {e}"))?;
-    if !out.status.success() {
-        // Helpers print "credentials not found in native keychain" and the like; that
-        // message names no secret.
-        let msg = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        let why = [msg, err]
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join(": ");
-        return Err(format!(
-            "credential helper {program} {action} failed ({}){}",
-            out.status,
-            if why.is_empty() {
-                String::new()
-            } else {
-                format!(": {why}")
-            }
-        ));
+        .map_err(|e| failed(format!(": {e}")))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() {
+        return Ok(Answer::Output(stdout));
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    if stdout == NOT_FOUND {
+        return Ok(Answer::NotFound);
+    }
+    // A helper's own message ("keychain locked"...) names no secret.
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    let why = [stdout, stderr]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ");
+    Err(failed(format!(
+        " {action} failed ({}){}",
+        out.status,
+        if why.is_empty() {
+            String::new()
+        } else {
+            format!(": {why}")
+        }
+    )))
 }
 
 #[derive(Deserialize)]
@@ -427,16 +472,19 @@ struct HelperCreds {
     secret: String,
 }
 
-/// `docker-credential-<name> get` with the server on stdin (the credential-helper protocol).
-pub fn helper_get(name: &str, server: &str) -> Result<Credentials, String> {
-    let out = run_helper(name, "get", server)?;
-    parse_helper_output(&out, name)
+/// `docker-credential-<name> get` with the server on stdin (the credential-helper protocol);
+/// `None` when the helper has no credentials for it.
+pub fn helper_get(name: &str, server: &str) -> Result<Option<Credentials>, AuthError> {
+    match run_helper(name, "get", server)? {
+        Answer::Output(out) => parse_helper_output(&out, name).map(Some),
+        Answer::NotFound => Ok(None),
+    }
 }
 
 /// The helper protocol's answer; `<token>` as user name means the secret is an identity token.
-pub fn parse_helper_output(out: &str, name: &str) -> Result<Credentials, String> {
+pub fn parse_helper_output(out: &str, name: &str) -> Result<Credentials, AuthError> {
     let h: HelperCreds = serde_json::from_str(out).map_err(|_| {
-        format!("credential helper docker-credential-{name} answered something that is not credentials JSON")
+        AuthError::Helper(format!("credential helper docker-credential-{name} answered something that is not credentials JSON"))
     })?;
     let mut c = Credentials {
         server: registry_host(&h.server_url),
@@ -454,12 +502,14 @@ pub fn parse_helper_output(out: &str, name: &str) -> Result<Credentials, String>
     Ok(c)
 }
 
-fn helper_list(name: &str) -> Result<Vec<String>, String> {
-    let out = run_helper(name, "list", "")?;
+fn helper_list(name: &str) -> Result<Vec<String>, AuthError> {
+    let Answer::Output(out) = run_helper(name, "list", "")? else {
+        return Ok(Vec::new());
+    };
     let map: BTreeMap<String, String> = serde_json::from_str(&out).map_err(|_| {
-        format!(
+        AuthError::Helper(format!(
             "credential store docker-credential-{name} list answered something that is not JSON"
-        )
+        ))
     })?;
     Ok(map.into_keys().collect())
 }
@@ -642,11 +692,13 @@ mod tests {
     #[test]
     fn errors_never_quote_the_config() {
         let e = AuthConfig::parse(r#"{"auths": {"r.io": {"password": "hunter2""#, SOURCE_ENV)
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("$DOCKER_AUTH_CONFIG is not a valid"), "{e}");
         assert!(!e.contains("hunter2"));
-        let e =
-            AuthConfig::parse(r#"{"auths": {"r.io": {"auth": "!!!hunter2"}}}"#, "x").unwrap_err();
+        let e = AuthConfig::parse(r#"{"auths": {"r.io": {"auth": "!!!hunter2"}}}"#, "x")
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("hunter2"), "{e}");
     }
 
@@ -654,15 +706,20 @@ mod tests {
     fn helper_names_with_paths_are_refused() {
         for bad in ["../evil", "/bin/sh", "a/b", "a\\b"] {
             let e = helper_program(bad).unwrap_err();
-            assert!(e.contains("path traversal is not allowed"), "{e}");
+            assert_eq!(e, AuthError::PathTraversal(bad.into()));
+            assert!(
+                e.to_string().contains("path traversal is not allowed"),
+                "{e}"
+            );
         }
         assert_eq!(
             helper_program("ecr-login").unwrap(),
             "docker-credential-ecr-login"
         );
-        assert!(helper_get("../x", "r.io")
-            .unwrap_err()
-            .contains("path traversal"));
+        assert_eq!(
+            helper_get("../x", "r.io").unwrap_err(),
+            AuthError::PathTraversal("../x".into())
+        );
     }
 
     #[test]
@@ -686,7 +743,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.identity_token.as_deref(), Some("t"));
-        assert!(parse_helper_output("nope", "x").is_err());
+        assert!(matches!(
+            parse_helper_output("nope", "x"),
+            Err(AuthError::Helper(_))
+        ));
+    }
+
+    #[test]
+    fn a_broken_configuration_is_a_config_error_and_a_broken_helper_is_not() {
+        let code = |e: AuthError| Error::from(e).exit_code();
+        assert_eq!(code(AuthConfig::parse("{", "x").unwrap_err()), 2);
+        assert_eq!(code(helper_program("../x").unwrap_err()), 2);
+        let missing = helper_get("cijob-no-such-helper", "r.io").unwrap_err();
+        assert!(
+            missing
+                .to_string()
+                .starts_with("cannot run credential helper docker-credential-cijob-no-such-helper"),
+            "{missing}"
+        );
+        assert_eq!(code(missing), 1);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use futures_util::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle};
 
-use crate::error::{ConfigError, Error};
+use crate::error::Error;
 use crate::execute::auth::{self, Found, Sources};
 use crate::execute::docker::{split_tag, Engine};
 use crate::model::PullPolicy;
@@ -67,9 +67,7 @@ async fn attempt(
             Ok(id)
         }
         _ => {
-            let found = auth
-                .resolve(image)
-                .map_err(|e| Error::Config(ConfigError::new(e)))?;
+            let found = auth.resolve(image)?;
             if let Some(f) = &found {
                 ui.line(&format!(
                     "Authenticating with credentials from {}",

@@ -1,18 +1,10 @@
 //! All YAML handling lives here so that swapping the YAML crate stays local.
 
-pub use serde_yaml::{Mapping, Sequence, Value};
+pub use serde_yaml::{Mapping, Value};
 
 use crate::error::ConfigError;
 use serde::Deserialize;
 use std::path::Path;
-
-/// Parse one YAML document (the first of the file) into a tree with `<<` merges applied.
-pub fn parse(text: &str, file: &Path) -> Result<Value, ConfigError> {
-    check_flow_depth(text, file)?;
-    let mut value: Value = serde_yaml::from_str(text).map_err(|e| located(&e, file, text))?;
-    value.apply_merge().map_err(|e| located(&e, file, text))?;
-    Ok(value)
-}
 
 /// A CI file split into its optional `spec:` header and the configuration document.
 #[derive(Debug, Clone, PartialEq)]
@@ -191,14 +183,6 @@ pub fn to_string(value: &Value) -> String {
 pub fn as_reference(value: &Value) -> Option<&Value> {
     match value {
         Value::Tagged(t) if t.tag == "reference" => Some(&t.value),
-        _ => None,
-    }
-}
-
-/// The name of a YAML tag other than `!reference`, for error messages.
-pub fn other_tag(value: &Value) -> Option<String> {
-    match value {
-        Value::Tagged(t) if t.tag != "reference" => Some(t.tag.to_string()),
         _ => None,
     }
 }

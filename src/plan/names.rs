@@ -1,10 +1,14 @@
-//! Names of the objects a run creates: readable in `docker ps`, unique per run.
+//! Names of the objects a run creates: readable in `docker ps`, unique per run. The rules
+//! for the parts taken from the user's text are in `name_rules`.
+
+use crate::project::name_rules::slugify;
 
 /// `cijob-<job slug>-<run id>`, the prefix of every container, network and volume of a run.
 pub fn container_prefix(job_name: &str, run_id: &str) -> String {
     let mut slug = String::new();
     // Collapse the dashes slugify leaves for `: [` so names stay readable in `docker ps`.
-    for c in docker_name(&crate::project::predefined::slugify(job_name)).chars() {
+    // A slug (`[a-z0-9-]`) is already a valid part of a Docker name.
+    for c in slugify(job_name).chars() {
         if !(c == '-' && slug.ends_with('-')) {
             slug.push(c);
         }
@@ -16,19 +20,6 @@ pub fn container_prefix(job_name: &str, run_id: &str) -> String {
     } else {
         format!("cijob-{slug}-{run_id}")
     }
-}
-
-/// Docker names allow `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
-pub fn docker_name(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect()
 }
 
 /// A fresh random run id.

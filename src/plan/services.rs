@@ -8,10 +8,10 @@ use crate::model::{Job, Service, Variable};
 use crate::plan::alias;
 use crate::plan::labels::{typed, TYPE_SERVICE};
 use crate::plan::limits;
-use crate::plan::names::docker_name;
 use crate::plan::spec::{Attach, ContainerSpec, HealthPorts};
 use crate::plan::variables::{env_list, expand_name};
 use crate::plan::{pull_policy, ServicePlan, Shared};
+use crate::project::name_rules::safe_name;
 
 pub fn plan_services(
     job: &Job,
@@ -63,7 +63,7 @@ pub fn plan_services(
         let name = format!(
             "{}-{}-{}",
             shared.prefix,
-            docker_name(&a.name.service.replace('/', "__")),
+            safe_name(&a.name.service.replace('/', "__")),
             a.index
         );
         let attach = match &shared.network {

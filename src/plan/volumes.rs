@@ -5,9 +5,9 @@ use crate::cli::runner_config::{self, RunnerConfig, Volume};
 use crate::plan::labels::{
     LABEL_DESTINATION, LABEL_MANAGED, LABEL_PROJECT, LABEL_TYPE, TYPE_CACHE,
 };
-use crate::plan::names::docker_name;
 use crate::plan::spec::{Labels, VolumeSpec};
 use crate::plan::BUILDS_DIR;
+use crate::project::name_rules::safe_name;
 
 /// The volumes to create (the run's `/builds` first) and the binds of every container.
 pub fn plan_volumes(
@@ -28,7 +28,7 @@ pub fn plan_volumes(
             Volume::Named { destination } => {
                 let name = format!(
                     "cijob-{}-cache-{}",
-                    docker_name(project_slug),
+                    safe_name(project_slug),
                     runner_config::stable_hash(destination)
                 );
                 binds.push(format!("{name}:{destination}"));

@@ -13,6 +13,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::project::name_rules;
+
 pub const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -76,23 +78,14 @@ fn non_empty(s: Option<String>) -> Option<String> {
     s.filter(|s| !s.trim().is_empty())
 }
 
-/// Keep names usable as one path component: `[A-Za-z0-9._-]`, others become `-`.
-pub fn sanitize_component(s: &str) -> String {
-    let cleaned: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let cleaned = cleaned.trim_matches(['-', '.']).to_string();
-    if cleaned.is_empty() {
+/// One component of the project's path under `/builds`: a safe name, `project` if nothing
+/// of it is left.
+fn path_component(s: &str) -> String {
+    let name = name_rules::safe_name(s);
+    if name.is_empty() {
         "project".to_string()
     } else {
-        cleaned
+        name
     }
 }
 
@@ -141,7 +134,7 @@ pub fn namespace_and_project(url: &str) -> Option<(String, String)> {
     let mut parts: Vec<String> = path
         .split('/')
         .filter(|p| !p.is_empty() && *p != "." && *p != "..")
-        .map(sanitize_component)
+        .map(path_component)
         .collect();
     let project = parts.pop()?;
     let namespace = if remote_host_and_path(url).is_none() || parts.is_empty() {
@@ -155,7 +148,7 @@ pub fn namespace_and_project(url: &str) -> Option<(String, String)> {
 fn dir_name(root: &Path) -> String {
     let abs = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     abs.file_name()
-        .map(|n| sanitize_component(&n.to_string_lossy()))
+        .map(|n| path_component(&n.to_string_lossy()))
         .unwrap_or_else(|| "project".to_string())
 }
 
@@ -416,8 +409,8 @@ mod tests {
             "gitlab.example.org"
         );
         assert_eq!(remote_host_and_path("./a:b"), None);
-        assert_eq!(sanitize_component("my proj!"), "my-proj");
-        assert_eq!(sanitize_component("!!"), "project");
+        assert_eq!(path_component("my proj!"), "my-proj");
+        assert_eq!(path_component("!!"), "project");
         assert_eq!(iso8601_utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso8601_utc(1_704_164_645), "2024-01-02T03:04:05Z");
         assert_eq!(iso8601_utc(951_782_400), "2000-02-29T00:00:00Z");

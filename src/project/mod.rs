@@ -3,4 +3,5 @@
 
 pub mod discover;
 pub(crate) mod git;
+pub(crate) mod name_rules;
 pub(crate) mod predefined;

@@ -9,6 +9,7 @@
 
 use crate::model::{Job, Variable, When};
 use crate::project::git::{iso8601_utc, remote_host_and_path, GitInfo};
+use crate::project::name_rules::slugify;
 
 /// The GitLab Runner release whose behaviour cijob reproduces.
 pub const RUNNER_VERSION: &str = "19.3.0";
@@ -271,24 +272,6 @@ pub fn project_dir(builds_dir: &str, git: &GitInfo) -> String {
     format!("{builds_dir}/{}/{}", git.namespace, git.project)
 }
 
-/// `Gitlab::Utils.slugify`.
-pub fn slugify(s: &str) -> String {
-    // Ruby: downcase.gsub(/[^a-z0-9]/, '-')[0..62].gsub(/(\A-+|-+\z)/, '')
-    let replaced: String = s
-        .chars()
-        .flat_map(char::to_lowercase)
-        .map(|c| {
-            if c.is_ascii_lowercase() || c.is_ascii_digit() {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(63)
-        .collect();
-    replaced.trim_matches('-').to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,19 +320,6 @@ mod tests {
             config_path: ".gitlab-ci.yml",
             concurrent_id: 0,
         })
-    }
-
-    #[test]
-    fn slugify_rules() {
-        assert_eq!(slugify("feature/Foo_bar"), "feature-foo-bar");
-        assert_eq!(slugify("--Hello World!--"), "hello-world");
-        assert_eq!(slugify("test: [2.2, ruby]"), "test---2-2--ruby");
-        assert_eq!(slugify("build 1/3"), "build-1-3");
-        assert_eq!(slugify("Ünïcode"), "n-code");
-        assert_eq!(slugify(""), "");
-        let long = "a".repeat(62) + "-b";
-        assert_eq!(slugify(&long), "a".repeat(62)); // cut to 63, then trailing '-' stripped
-        assert_eq!(slugify(&"x".repeat(100)).len(), 63);
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! GitLab durations (`timeout:`), parsed like ChronicDuration's common forms:
-//! `1h 30m`, `2h30m`, `3 hours`, `90 minutes`, `1 hour and 30 minutes`, `30s`, `3600` (seconds),
-//! and `HH:MM:SS` / `MM:SS`.
+//! GitLab durations, parsed like ChronicDuration's common forms: `1h 30m`, `2h30m`, `1.5h`,
+//! `3 hours`, `90 minutes`, `1 hour and 30 minutes`, `30s`, `3600` (seconds), and
+//! `HH:MM:SS` / `MM:SS`. The one grammar for `timeout:` and `--timeout`.
 
 use std::time::Duration;
 
@@ -94,8 +94,15 @@ mod tests {
         assert_eq!(secs("1 day"), Some(86400));
         assert_eq!(secs("3600"), Some(3600));
         assert_eq!(secs("01:30:00"), Some(5400));
+        assert_eq!(secs("1.5h"), Some(5400));
+        assert_eq!(secs("3 mins 5 seconds"), Some(185));
+        assert_eq!(secs("2 wks"), Some(1_209_600));
+        assert_eq!(secs("1h, 30m"), Some(5400));
         assert_eq!(secs("soon"), None);
         assert_eq!(secs(""), None);
         assert_eq!(secs("5 parsecs"), None);
+        assert_eq!(secs("1..5h"), None);
+        assert_eq!(secs("h"), None);
+        assert_eq!(secs("1:2:3:4"), None);
     }
 }

@@ -66,12 +66,6 @@ pub fn is_job_key(key: &str) -> bool {
     !RESERVED_KEYS.contains(&key)
 }
 
-/// Load and fully resolve the pipeline (include, default, extends, !reference, parallel),
-/// fetching non-local includes with default options.
-pub fn load(location: &ConfigLocation) -> Result<Pipeline, ConfigError> {
-    load_with(location, &LoadOptions::default()).map(|l| l.pipeline)
-}
-
 /// A loaded pipeline and what the user should be told about it.
 #[derive(Debug)]
 pub struct Loaded {
@@ -93,7 +87,7 @@ pub fn load_with(location: &ConfigLocation, options: &LoadOptions) -> Result<Loa
         }
     }
     let lenient = !merged.missing.is_empty();
-    let pipeline = resolve_inner(&location.file, merged, lenient.then_some(&mut warnings))?;
+    let pipeline = resolve(&location.file, merged, lenient.then_some(&mut warnings))?;
     Ok(Loaded { pipeline, warnings })
 }
 
@@ -186,14 +180,10 @@ fn reference_may_exist(config: &Mapping, path: &[String]) -> bool {
     true
 }
 
-/// Resolve an already include-merged configuration.
-pub fn resolve(file: &std::path::Path, merged: Merged) -> Result<Pipeline, ConfigError> {
-    resolve_inner(file, merged, None)
-}
-
-/// With `lenient` (includes were skipped), a job that does not validate is left out with a
-/// warning instead of failing the whole pipeline.
-fn resolve_inner(
+/// The include-merged configuration into the pipeline. With `lenient` (includes were
+/// skipped), a job that does not validate is left out with a warning instead of failing the
+/// whole pipeline.
+fn resolve(
     file: &std::path::Path,
     merged: Merged,
     mut lenient: Option<&mut Vec<String>>,
@@ -422,6 +412,11 @@ mod tests {
     use super::*;
     use crate::model::{Job, When};
     use std::path::{Path, PathBuf};
+
+    /// The whole pipeline at `location`, with default options.
+    fn load(location: &ConfigLocation) -> Result<Pipeline, ConfigError> {
+        load_with(location, &LoadOptions::default()).map(|l| l.pipeline)
+    }
 
     /// Write `files` into a fresh project and load `.gitlab-ci.yml`.
     fn load_files(files: &[(&str, &str)]) -> Result<Pipeline, ConfigError> {

@@ -12,7 +12,7 @@ use super::fetch::{self, FetchError, Fetcher, HttpFetcher, Response};
 use super::options::{LoadOptions, Token};
 
 /// Where GitLab's bundled templates live, relative to the instance (as gitlab-ci-local does).
-pub const TEMPLATES_PATH: &str = "gitlab-org/gitlab/-/raw/master/lib/gitlab/ci/templates";
+const TEMPLATES_PATH: &str = "gitlab-org/gitlab/-/raw/master/lib/gitlab/ci/templates";
 
 /// Why the client has no file to hand over. Never a mistake in the configuration: the
 /// include is missing (an error, or skipped with `--allow-missing-includes`).

@@ -32,9 +32,8 @@ use crate::load::merge::deep_merge;
 use crate::load::rules;
 use crate::load::yaml::{self, Mapping, Value};
 
-pub use self::gitlab::TEMPLATES_PATH;
 pub use self::merged::{Merged, SourceFile};
-pub use self::options::{LoadOptions, Token, DEFAULT_GITLAB_URL};
+pub use self::options::{LoadOptions, Token};
 
 /// GitLab's default limit on the number of includes in one pipeline.
 pub const MAX_INCLUDES: usize = 150;
@@ -42,11 +41,6 @@ pub const MAX_INCLUDES: usize = 150;
 pub const MAX_DEPTH: usize = 100;
 /// Refuse absurdly large files instead of exhausting memory.
 pub const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
-
-/// Load `file` and everything it includes, relative to `root`, with default options.
-pub fn load(root: &Path, file: &Path) -> Result<Merged, ConfigError> {
-    load_with(root, file, &LoadOptions::default())
-}
 
 /// Load `file` and everything it includes, relative to `root`.
 pub fn load_with(root: &Path, file: &Path, options: &LoadOptions) -> Result<Merged, ConfigError> {
@@ -513,6 +507,11 @@ mod tests {
     use super::fake::Fake;
     use super::*;
     use std::sync::Arc;
+
+    /// Load `file` and everything it includes, relative to `root`, with default options.
+    fn load(root: &Path, file: &Path) -> Result<Merged, ConfigError> {
+        load_with(root, file, &LoadOptions::default())
+    }
 
     fn fixture(case: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -9,7 +9,7 @@ use super::fetch::Fetcher;
 use crate::project::git::GitInfo;
 
 /// The instance used when none is configured.
-pub const DEFAULT_GITLAB_URL: &str = "https://gitlab.com";
+const DEFAULT_GITLAB_URL: &str = "https://gitlab.com";
 
 /// A token for the GitLab API. Its value is never printed (`Debug` hides it).
 #[derive(Clone, PartialEq)]
