@@ -12,7 +12,7 @@ use crate::cli::config::{DebugMode, RunConfig};
 use crate::cli::runner_config::{self, RunnerConfig, Volume};
 use crate::error::{ConfigError, Error};
 use crate::execute::auth;
-use crate::expand::{expand, expand_all, lookup};
+use crate::expand::{self, expand, expand_all, lookup};
 use crate::model::HostOptions;
 use crate::model::{AllowFailure, Job, PullPolicy, Service, Variable};
 use crate::project::git::GitInfo;
@@ -200,7 +200,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<RunPlan, Error> {
     );
     raw.extend(job.variables.iter().cloned());
     raw.extend(cfg.vars.iter().cloned());
-    let mut variables = expand_all(&raw);
+    let mut variables = expand::job_variables(&raw, job)?;
     let get = |vars: &[Variable], k: &str| lookup(vars, k).map(str::to_owned);
 
     let image_name = raw_image
