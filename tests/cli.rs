@@ -180,3 +180,35 @@ fn a_base_name_matching_several_matrix_jobs_lists_them() {
         .assert_err("  test: [2.2]")
         .assert_err("  test: [3.0]");
 }
+
+#[test]
+fn show_prints_yaml_1_1_booleans_as_gitlab_reads_them() {
+    let p = Project::new(
+        "lint:\n  image: busybox\n  script: [x]\n  allow_failure: yes\n  interruptible: On\n  variables:\n    AWS_S3_USE_SSL: no\n    KEPT: 'no'\n",
+    );
+    p.run(&["show", "lint"])
+        .assert_code(0)
+        .assert_out("allow_failure: true")
+        .assert_out("interruptible: true")
+        .assert_out("AWS_S3_USE_SSL: false")
+        .assert_out("KEPT: 'no'");
+    p.run(&["plan", "lint", "--var", "X=1"])
+        .assert_code(0)
+        .assert_out("AWS_S3_USE_SSL=false")
+        .assert_out("KEPT=no");
+}
+
+#[test]
+fn variables_inside_variables_are_expanded_and_loops_refused() {
+    let p = Project::new(
+        "variables:\n  A: $CI_PROJECT_NAMESPACE\n  B: reg/$A/img\njob:\n  image: busybox\n  variables:\n    C: \"x-$B-y\"\n  script: [x]\nloop:\n  image: busybox\n  variables:\n    L1: $L2\n    L2: a-$L1\n  script: [x]\n",
+    );
+    // No git remote: the namespace is `local`.
+    p.run(&["plan", "job"])
+        .assert_code(0)
+        .assert_out("B=reg/local/img")
+        .assert_out("C=x-reg/local/img-y");
+    p.run(&["plan", "loop"]).assert_code(2).assert_err(
+        ".gitlab-ci.yml:9: job \"loop\": circular variable reference detected: [\"L1\", \"L2\"]",
+    );
+}
