@@ -171,7 +171,7 @@ pub const MAX_EXPANDED: usize = 64 << 20;
 /// name sees the other definitions of that name (the one it overrides, say), else keeps the
 /// reference. The list keeps its order.
 pub fn gitlab_expand(vars: &[Variable]) -> Result<Vec<Variable>, ExpandError> {
-    let refs: Vec<Option<Vec<(Range<usize>, Option<&str>)>>> = vars
+    let refs: Vec<Option<Vec<Match>>> = vars
         .iter()
         .map(|v| (v.expand && v.value.contains(['$', '%'])).then(|| gitlab_refs(&v.value)))
         .collect();
@@ -239,9 +239,12 @@ pub fn gitlab_expand(vars: &[Variable]) -> Result<Vec<Variable>, ExpandError> {
         .collect())
 }
 
-/// The spans GitLab's variable pattern matches in `value`, left to right, with the name
-/// referred to (`None` for the escapes `$$` and `%%`, and for `${}`).
-fn gitlab_refs(value: &str) -> Vec<(Range<usize>, Option<&str>)> {
+/// Where GitLab's variable pattern matched, and the name referred to (`None` for the escapes
+/// `$$` and `%%`, and for `${}`).
+type Match<'a> = (Range<usize>, Option<&'a str>);
+
+/// The matches of GitLab's variable pattern in `value`, left to right.
+fn gitlab_refs(value: &str) -> Vec<Match<'_>> {
     let s = value.as_bytes();
     let name_len = |from: usize| {
         if from < s.len() && (s[from] == b'_' || s[from].is_ascii_alphabetic()) {
