@@ -34,8 +34,8 @@ fn list_shows_jobs_in_pipeline_order() {
     let rows: Vec<&str> = r.stdout.lines().collect();
     assert!(rows[0].starts_with("STAGE"), "{}", r.stdout);
     assert!(rows[1].contains("build") && rows[1].contains("cijob-test/busybox"));
-    assert!(rows[2].contains("test: [2.2]") && rows[2].contains("cijob-test/svc-tcp"));
-    assert!(rows[3].contains("test: [3.0]"));
+    assert!(rows[2].contains("test: [2.2] (test:2.2)") && rows[2].contains("cijob-test/svc-tcp"));
+    assert!(rows[3].contains("test: [3.0] (test:3.0)"));
     assert_eq!(rows.len(), 4);
 }
 
@@ -53,6 +53,8 @@ fn list_json_is_machine_readable() {
         .collect();
     assert_eq!(names, ["build", "test: [2.2]", "test: [3.0]"]);
     assert_eq!(v[1]["stage"], "test");
+    assert_eq!(v[1]["short_name"], "test:2.2");
+    assert_eq!(v[0]["short_name"], serde_json::Value::Null);
 }
 
 #[test]
@@ -177,8 +179,25 @@ fn a_base_name_matching_several_matrix_jobs_lists_them() {
     p.run(&["run", "test"])
         .assert_code(2)
         .assert_err("\"test\" matches 2 jobs")
-        .assert_err("  test: [2.2]")
-        .assert_err("  test: [3.0]");
+        .assert_err("  test: [2.2]  (test:2.2)")
+        .assert_err("  test: [3.0]  (test:3.0)");
+}
+
+#[test]
+fn short_names_work_in_show_and_plan() {
+    let p = Project::new(PIPELINE);
+    p.run(&["show", "test:3.0"])
+        .assert_code(0)
+        .assert_out("'test: [3.0]':\n")
+        .assert_out("RUBY: '3.0'");
+    p.run(&["plan", "test:2.2"])
+        .assert_code(0)
+        .assert_out("# cijob plan for job $'test: [2.2]':")
+        .assert_out("RUBY=2.2");
+    p.run(&["run", "test:9.9"])
+        .assert_code(2)
+        .assert_err("\"test\" has no instance \"test:9.9\"; its 2 instances are:")
+        .assert_err("  test: [3.0]  (test:3.0)");
 }
 
 #[test]
