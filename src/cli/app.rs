@@ -10,7 +10,8 @@ use crate::execute::docker::Engine;
 use crate::execute::leftovers;
 use crate::execute::run::{self, ProjectSource};
 use crate::model::{Job, Pipeline};
-use crate::plan::{self, PlanInput, LABEL_MANAGED};
+use crate::plan::labels::{LABEL_JOB, LABEL_MANAGED, LABEL_TYPE, TYPE_BUILD};
+use crate::plan::{self, PlanInput};
 use crate::project::discover::{self, ConfigLocation};
 use crate::project::git;
 use crate::project::git::GitInfo;
@@ -168,7 +169,7 @@ fn run_job(cli: &Cli, args: &RunArgs, cwd: &Path, ui: &Ui, dry_run: bool) -> Res
         .unwrap_or(&location.file)
         .display()
         .to_string();
-    let run_id = plan::new_run_id();
+    let run_id = plan::names::new_run_id();
     let plan = plan::plan(&PlanInput {
         job,
         git: &git,
@@ -254,7 +255,7 @@ async fn shell(job: Option<&str>) -> Result<(), Error> {
         .containers_with(&selector(job))
         .await?
         .into_iter()
-        .find(|c| c.running && c.labels.get(plan::LABEL_TYPE).map(String::as_str) == Some("build"))
+        .find(|c| c.running && c.labels.get(LABEL_TYPE).map(String::as_str) == Some(TYPE_BUILD))
         .ok_or_else(|| {
             Error::Failed(match job {
                 Some(job) => format!(
@@ -298,7 +299,7 @@ async fn clean(ui: &Ui, job: Option<&str>) -> Result<(), Error> {
 /// The label filter for everything of `job`, or everything cijob made.
 fn selector(job: Option<&str>) -> String {
     match job {
-        Some(job) => format!("{}={job}", plan::LABEL_JOB),
+        Some(job) => format!("{LABEL_JOB}={job}"),
         None => format!("{LABEL_MANAGED}=true"),
     }
 }

@@ -8,7 +8,7 @@ use console::{Key, Term};
 use crate::cli::config::DebugMode;
 use crate::error::Error;
 use crate::execute::docker::Engine;
-use crate::execute::run::{pump_output, run_stage, StageEnd};
+use crate::execute::stage::{pump_output, run_stage, send_script, StageEnd};
 use crate::execute::terminal;
 use crate::plan::script;
 use crate::plan::RunPlan;
@@ -61,7 +61,7 @@ pub(crate) async fn step_stage(
             ));
             ui.line(&format!(
                 "The job is paused; its containers are up. From another terminal: docker exec -it {} sh",
-                plan.build.container
+                plan.build.container.name
             ));
             let choice = ask(
                 ui,
@@ -157,12 +157,7 @@ async fn segment(
         script::DETECT_SHELL.to_string(),
     ];
     let (_, attached) = engine.exec(build, cmd, false, None).await?;
-    let mut input = attached.input;
-    let writer = tokio::spawn(async move {
-        use tokio::io::AsyncWriteExt;
-        let _ = input.write_all(script.as_bytes()).await;
-        let _ = input.shutdown().await;
-    });
+    let writer = send_script(attached.input, script);
     pump_output(attached.output, plan.secrets.clone(), ui.clone()).await;
     writer.abort();
     Ok(())

@@ -24,37 +24,7 @@ use tokio::io::AsyncWrite;
 use tokio::sync::RwLock;
 
 use crate::error::Error;
-use crate::model::HostOptions;
-use crate::plan::limits::Resources;
-
-pub type Labels = Vec<(String, String)>;
-
-/// Everything needed to create one container; built from the run plan.
-#[derive(Debug, Clone, Default)]
-pub struct ContainerSpec {
-    pub name: String,
-    pub image: String,
-    pub entrypoint: Option<Vec<String>>,
-    pub cmd: Option<Vec<String>>,
-    pub env: Vec<(String, String)>,
-    pub labels: Labels,
-    pub hostname: Option<String>,
-    pub user: Option<String>,
-    pub platform: Option<String>,
-    pub privileged: bool,
-    pub binds: Vec<String>,
-    /// User-defined network and this container's aliases on it.
-    pub network: Option<(String, Vec<String>)>,
-    pub extra_hosts: Vec<String>,
-    /// Keep stdin open for a script (the build container), like the runner.
-    pub stdin: bool,
-    /// Host settings from the runner's config.toml.
-    pub host: HostOptions,
-    /// No daemon-side log copy: the output is streamed through the attach connection
-    /// already, and the json-file copy would cost most of the throughput and the disk.
-    pub no_log: bool,
-    pub resources: Resources,
-}
+use crate::plan::spec::{Attach, ContainerSpec, NetworkSpec, VolumeSpec};
 
 /// What a service container looks like once started.
 #[derive(Debug, Clone, Default)]
@@ -269,49 +239,58 @@ impl Engine {
         let _ = tokio::time::timeout(limit, self.in_flight.write()).await;
     }
 
-    pub async fn create_volume(&self, name: &str, labels: &Labels) -> Result<(), Error> {
+    pub async fn create_volume(&self, v: &VolumeSpec) -> Result<(), Error> {
         let req = VolumeCreateRequest {
-            name: Some(name.to_string()),
-            labels: Some(labels.iter().cloned().collect()),
+            name: Some(v.name.clone()),
+            labels: Some(v.labels.iter().cloned().collect()),
             ..Default::default()
         };
         let docker = self.docker.clone();
         self.creating(async move { docker.create_volume(req).await })
             .await
-            .map_err(|e| docker_err(&format!("creating volume {name}"), e))?;
+            .map_err(|e| docker_err(&format!("creating volume {}", v.name), e))?;
         Ok(())
     }
 
-    pub async fn create_network(&self, name: &str, labels: &Labels) -> Result<(), Error> {
+    pub async fn create_network(&self, n: &NetworkSpec) -> Result<(), Error> {
         let req = NetworkCreateRequest {
-            name: name.to_string(),
+            name: n.name.clone(),
             driver: Some("bridge".to_string()),
-            labels: Some(labels.iter().cloned().collect()),
+            labels: Some(n.labels.iter().cloned().collect()),
             ..Default::default()
         };
         let docker = self.docker.clone();
         self.creating(async move { docker.create_network(req).await })
             .await
-            .map_err(|e| docker_err(&format!("creating network {name}"), e))?;
+            .map_err(|e| docker_err(&format!("creating network {}", n.name), e))?;
         Ok(())
     }
 
-    pub async fn create_container(&self, spec: &ContainerSpec) -> Result<String, Error> {
+    /// Create the container as specified; `linked` are the spec's links resolved to
+    /// `host:ip` entries (addresses only the engine knows).
+    pub async fn create_container(
+        &self,
+        spec: &ContainerSpec,
+        linked: &[String],
+    ) -> Result<String, Error> {
         let h = &spec.host;
-        let mut extra_hosts = h.extra_hosts.clone();
-        extra_hosts.extend(spec.extra_hosts.iter().cloned());
-        let networking_config = spec
-            .network
-            .as_ref()
-            .map(|(net, aliases)| NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(
-                    net.clone(),
-                    EndpointSettings {
-                        aliases: Some(aliases.clone()),
-                        ..Default::default()
-                    },
-                )])),
-            });
+        let extra_hosts: Vec<String> = spec.extra_hosts.iter().chain(linked).cloned().collect();
+        let (network_mode, networking_config) = match &spec.attach {
+            Attach::Bridge => (None, None),
+            Attach::Mode(mode) => (Some(mode.clone()), None),
+            Attach::Network { name, aliases } => (
+                Some(name.clone()),
+                Some(NetworkingConfig {
+                    endpoints_config: Some(HashMap::from([(
+                        name.clone(),
+                        EndpointSettings {
+                            aliases: Some(aliases.clone()),
+                            ..Default::default()
+                        },
+                    )])),
+                }),
+            ),
+        };
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             entrypoint: spec.entrypoint.clone(),
@@ -329,11 +308,7 @@ impl Engine {
             host_config: Some(HostConfig {
                 binds: Some(spec.binds.clone()),
                 privileged: Some(spec.privileged),
-                network_mode: spec
-                    .network
-                    .as_ref()
-                    .map(|(n, _)| n.clone())
-                    .or_else(|| spec.host.network_mode.clone()),
+                network_mode,
                 extra_hosts: (!extra_hosts.is_empty()).then_some(extra_hosts),
                 dns: (!h.dns.is_empty()).then(|| h.dns.clone()),
                 cap_add: (!h.cap_add.is_empty()).then(|| h.cap_add.clone()),

@@ -6,96 +6,114 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::execute::docker::{ContainerState, Engine};
+use crate::error::Error;
+use crate::execute::docker::Engine;
+use crate::plan::spec::HealthPorts;
 
 pub const MAX_PORTS: usize = 20;
 pub const POLL: Duration = Duration::from_millis(50);
 /// `ServiceLogOutputLimit` in the runner.
 pub const LOG_LIMIT: usize = 64 * 1024;
 
-/// Which ports to probe, or the runner's error text.
-pub fn ports_to_check(container: &str, state: &ContainerState) -> Result<Vec<u16>, String> {
-    let hc = state.env.iter().rev().find_map(|kv| {
-        let (k, v) = kv.split_once('=')?;
-        k.eq_ignore_ascii_case("HEALTHCHECK_TCP_PORT").then_some(v)
-    });
-    if let Some(v) = hc {
-        return v
-            .trim()
-            .parse::<u16>()
-            .map(|p| vec![p])
-            .map_err(|_| format!("invalid health check tcp port: {v}"));
+/// Why a service did not pass its health check: the runner's warning, never an error of
+/// the run (an engine that stops answering is an `Error` instead).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unhealthy {
+    Timeout,
+    InvalidPort(String),
+    NoExposedPorts,
+    Exited(Option<i64>),
+    NoAddress,
+}
+
+impl Unhealthy {
+    /// The runner's health-check error text for `container`.
+    pub fn message(&self, container: &str) -> String {
+        match self {
+            Unhealthy::Timeout => format!("service \"{container}-wait-for-service\" timeout"),
+            Unhealthy::InvalidPort(v) => format!("invalid health check tcp port: {v}"),
+            Unhealthy::NoExposedPorts => format!("service \"{container}\" has no exposed ports"),
+            Unhealthy::Exited(code) => format!(
+                "service \"{container}\" exited with code {} before accepting connections",
+                code.unwrap_or(-1)
+            ),
+            Unhealthy::NoAddress => {
+                format!("service \"{container}\" has no IP address (is it running?)")
+            }
+        }
     }
-    let mut ports = state.exposed_tcp_ports.clone();
-    ports.sort_unstable();
-    ports.truncate(MAX_PORTS);
-    if ports.is_empty() {
-        return Err(format!("service \"{container}\" has no exposed ports"));
+}
+
+/// Which ports to dial: the plan's decision, completed with the container's exposed ports.
+pub fn ports_to_check(health: &HealthPorts, exposed: &[u16]) -> Result<Vec<u16>, Unhealthy> {
+    match health {
+        HealthPorts::Port(p) => Ok(vec![*p]),
+        HealthPorts::Invalid(v) => Err(Unhealthy::InvalidPort(v.clone())),
+        HealthPorts::Exposed => {
+            let mut ports = exposed.to_vec();
+            ports.sort_unstable();
+            ports.truncate(MAX_PORTS);
+            if ports.is_empty() {
+                Err(Unhealthy::NoExposedPorts)
+            } else {
+                Ok(ports)
+            }
+        }
     }
-    Ok(ports)
 }
 
 /// Wait until one of the service's ports accepts a TCP connection.
 pub async fn wait_for_service(
     engine: &Engine,
     id: &str,
-    container: &str,
+    health: &HealthPorts,
     timeout: Duration,
-) -> Result<(), String> {
-    let start = Instant::now();
-    let deadline = start + timeout;
-    let timeout_err = || format!("service \"{container}-wait-for-service\" timeout");
+) -> Result<Result<(), Unhealthy>, Error> {
+    let deadline = Instant::now() + timeout;
     // Wait while the container is still being created, as the runner does.
     let state = loop {
-        let state = engine.inspect(id).await.map_err(|e| e.to_string())?;
+        let state = engine.inspect(id).await?;
         if state.status != "created" {
             break state;
         }
         if Instant::now() >= deadline {
-            return Err(timeout_err());
+            return Ok(Err(Unhealthy::Timeout));
         }
         tokio::time::sleep(POLL).await;
     };
-    let ports = ports_to_check(container, &state)?;
+    let ports = match ports_to_check(health, &state.exposed_tcp_ports) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(e)),
+    };
     // A service that already exited has no IP address any more: name the real cause
     // (its exit code) rather than the missing address.
-    let exited = |code: Option<i64>| {
-        format!(
-            "service \"{container}\" exited with code {} before accepting connections",
-            code.unwrap_or(-1)
-        )
-    };
     if !state.running {
-        return Err(exited(state.exit_code));
+        return Ok(Err(Unhealthy::Exited(state.exit_code)));
     }
-    let ip: IpAddr = state
-        .ip
-        .as_deref()
-        .and_then(|ip| ip.parse().ok())
-        .ok_or_else(|| format!("service \"{container}\" has no IP address (is it running?)"))?;
+    let Some(ip) = state.ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()) else {
+        return Ok(Err(Unhealthy::NoAddress));
+    };
     let mut last_check = Instant::now();
     loop {
         for port in &ports {
-            let addr = SocketAddr::new(ip, *port);
             let dial = tokio::time::timeout(
                 Duration::from_millis(200),
-                tokio::net::TcpStream::connect(addr),
+                tokio::net::TcpStream::connect(SocketAddr::new(ip, *port)),
             );
             if let Ok(Ok(_)) = dial.await {
-                return Ok(());
+                return Ok(Ok(()));
             }
         }
         if Instant::now() >= deadline {
-            return Err(timeout_err());
+            return Ok(Err(Unhealthy::Timeout));
         }
         // A service that died will never open its port: say so now instead of waiting out
         // the timeout (the runner waits; the outcome, a warning, is the same).
         if last_check.elapsed() >= Duration::from_millis(250) {
             last_check = Instant::now();
-            if let Ok(s) = engine.inspect(id).await {
-                if !s.running {
-                    return Err(exited(s.exit_code));
-                }
+            let s = engine.inspect(id).await?;
+            if !s.running {
+                return Ok(Err(Unhealthy::Exited(s.exit_code)));
             }
         }
         tokio::time::sleep(POLL).await;
@@ -125,41 +143,38 @@ pub fn warning_block(
 mod tests {
     use super::*;
 
-    fn state(env: &[&str], ports: &[u16]) -> ContainerState {
-        ContainerState {
-            env: env.iter().map(|s| s.to_string()).collect(),
-            exposed_tcp_ports: ports.to_vec(),
-            ..Default::default()
-        }
-    }
-
     #[test]
-    fn healthcheck_port_variable_wins_case_insensitively() {
-        let s = state(&["A=1", "healthcheck_tcp_port=5433"], &[5432, 80]);
-        assert_eq!(ports_to_check("c", &s), Ok(vec![5433]));
+    fn the_variables_port_wins_over_exposed_ports() {
+        assert_eq!(
+            ports_to_check(&HealthPorts::Port(5433), &[5432, 80]),
+            Ok(vec![5433])
+        );
     }
 
     #[test]
     fn invalid_healthcheck_port_is_the_runners_error() {
-        let s = state(&["HEALTHCHECK_TCP_PORT=abc"], &[80]);
-        assert_eq!(
-            ports_to_check("c", &s),
-            Err("invalid health check tcp port: abc".to_string())
-        );
+        let e = ports_to_check(&HealthPorts::Invalid("abc".into()), &[80]).unwrap_err();
+        assert_eq!(e.message("c"), "invalid health check tcp port: abc");
     }
 
     #[test]
     fn exposed_ports_sorted_and_capped_at_20() {
         let ports: Vec<u16> = (1..=30).rev().collect();
-        let got = ports_to_check("c", &state(&[], &ports)).unwrap();
+        let got = ports_to_check(&HealthPorts::Exposed, &ports).unwrap();
         assert_eq!(got, (1..=20).collect::<Vec<u16>>());
     }
 
     #[test]
-    fn no_ports_is_the_runners_error() {
+    fn runner_wording_of_each_failure() {
+        let e = ports_to_check(&HealthPorts::Exposed, &[]).unwrap_err();
+        assert_eq!(e.message("svc-0"), "service \"svc-0\" has no exposed ports");
         assert_eq!(
-            ports_to_check("svc-0", &state(&[], &[])),
-            Err("service \"svc-0\" has no exposed ports".to_string())
+            Unhealthy::Timeout.message("svc-0"),
+            "service \"svc-0-wait-for-service\" timeout"
+        );
+        assert_eq!(
+            Unhealthy::Exited(Some(3)).message("svc-0"),
+            "service \"svc-0\" exited with code 3 before accepting connections"
         );
     }
 

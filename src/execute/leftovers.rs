@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::plan::{LABEL_JOB, LABEL_KEEP, LABEL_MANAGED, LABEL_PID, LABEL_RUN};
+use crate::plan::labels::{LABEL_JOB, LABEL_KEEP, LABEL_MANAGED, LABEL_PID, LABEL_RUN};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Owner {

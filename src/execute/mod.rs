@@ -9,4 +9,7 @@ pub(crate) mod health;
 pub(crate) mod leftovers;
 pub(crate) mod pull;
 pub(crate) mod run;
+pub(crate) mod signals;
+pub(crate) mod stage;
 pub(crate) mod terminal;
+pub(crate) mod verdict;

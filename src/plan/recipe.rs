@@ -1,20 +1,22 @@
 //! `cijob plan` / `run --dry-run`: the run plan as a bash script of plain docker commands
-//! (the "debug a job locally" recipe, generated). It is rendered from the same `RunPlan`
-//! that `cijob run` executes. Masked values are never printed: the script takes them from
-//! the caller's environment (`-e KEY`).
+//! (the "debug a job locally" recipe, generated). Every object is rendered from the same
+//! spec `cijob run` hands to the engine, one function per kind of object. Masked values are
+//! never printed: the script takes them from the caller's environment (`-e KEY`).
 
+use crate::model::Variable;
 use crate::plan::limits::{self, Resources};
-use crate::plan::script::shell_escape;
-use crate::plan::{RunPlan, ServicePlan};
+use crate::plan::script::{self, shell_escape};
+use crate::plan::spec::{Attach, ContainerSpec, HealthPorts, Labels, NetworkSpec, VolumeSpec};
+use crate::plan::RunPlan;
 
 pub fn render(plan: &RunPlan) -> String {
-    let mut s = String::new();
     let masked: Vec<&str> = plan
         .variables
         .iter()
         .filter(|v| v.masked)
         .map(|v| v.key.as_str())
         .collect();
+    let mut s = String::new();
     s.push_str("#!/usr/bin/env bash\n");
     s.push_str(&format!(
         "# cijob plan for job {}: the docker commands `cijob run` performs.\n",
@@ -28,239 +30,182 @@ pub fn render(plan: &RunPlan) -> String {
         ));
     }
     s.push_str("set -euo pipefail\n\n");
-
-    let mut removals: Vec<String> = plan
-        .services
-        .iter()
-        .map(|svc| svc.container.clone())
-        .collect();
-    removals.push(plan.build.container.clone());
-    s.push_str("cleanup() {\n");
-    s.push_str(&format!(
-        "  docker rm -f -v {} >/dev/null 2>&1 || true\n",
-        removals.join(" ")
-    ));
-    if let Some(net) = &plan.network {
-        s.push_str(&format!(
-            "  docker network rm {net} >/dev/null 2>&1 || true\n"
-        ));
-    }
-    s.push_str(&format!(
-        "  docker volume rm {} >/dev/null 2>&1 || true\n}}\n",
-        plan.volume
-    ));
+    s.push_str(&cleanup(plan));
     if !plan.keep {
         s.push_str("trap cleanup EXIT\n");
     }
     s.push('\n');
 
-    let labels = labels(&plan.labels);
     s.push_str("# The /builds volume, shared by the build container and every service.\n");
-    s.push_str(&format!(
-        "docker volume create {labels} {} >/dev/null\n",
-        plan.volume
-    ));
+    for v in &plan.volumes {
+        if v.shared {
+            s.push_str("# config.toml volume: kept between runs (created when missing).\n");
+        }
+        s.push_str(&volume(v));
+    }
     if let Some(net) = &plan.network {
         s.push_str("# FF_NETWORK_PER_BUILD: a bridge network for this job only.\n");
-        s.push_str(&format!(
-            "docker network create {labels} {net} >/dev/null\n"
-        ));
+        s.push_str(&network(net));
     }
     s.push('\n');
 
     for svc in &plan.services {
-        service(&mut s, plan, svc, &labels, &masked);
+        s.push_str(&format!(
+            "# Service {} (aliases: {}).\n",
+            svc.display,
+            svc.aliases.join(", ")
+        ));
+        s.push_str(&container("docker run -d", &svc.container, &masked));
+        s.push('\n');
     }
     if let (Some(timeout), false) = (plan.services_timeout, plan.services.is_empty()) {
-        s.push_str(&format!(
-            "# Health check: wait up to {}s for one exposed TCP port (or HEALTHCHECK_TCP_PORT) of each service.\n",
-            timeout.as_secs()
-        ));
-        s.push_str(&format!("wait_for() {{ # container port...\n  local c=$1 ip; shift\n  ip=$(docker inspect -f '{{{{range .NetworkSettings.Networks}}}}{{{{.IPAddress}}}}{{{{end}}}}' \"$c\")\n  for _ in $(seq {}); do\n    for p in \"$@\"; do (exec 3<>\"/dev/tcp/$ip/$p\") 2>/dev/null && return 0; done\n    sleep 0.05\n  done\n  echo \"*** WARNING: Service $c probably didn't start properly.\" >&2; docker logs \"$c\" >&2 || true\n}}\n", timeout.as_secs() * 20));
-        for svc in &plan.services {
-            s.push_str(&format!(
-                "wait_for {} {}\n",
-                svc.container,
-                probe_ports(svc)
-            ));
-        }
-        s.push('\n');
+        s.push_str(&health_check(plan, timeout.as_secs()));
     }
 
-    // Build container.
     s.push_str("# The build container: the image's ENTRYPOINT is kept and receives the runner's\n# shell-detection command; the script arrives on stdin.\n");
-    let mut create = vec![
-        "docker create -i".to_string(),
-        format!("--name {}", plan.build.container),
-        labels.clone(),
-        "--label cijob.type=build".to_string(),
-        format!("--hostname {}", plan.build.hostname),
-        format!("-v {}:/builds", plan.volume),
-        "--log-driver none".to_string(),
-    ];
-    match &plan.network {
-        Some(net) => {
-            create.push(format!("--network {net}"));
-            create.push("--network-alias build".to_string());
-            create.push(format!("--network-alias {}", plan.build.container));
-        }
-        None => {
-            for svc in &plan.services {
-                for alias in &svc.claimed {
-                    create.push(format!(
-                        "--add-host {alias}:\"$(docker inspect -f '{{{{.NetworkSettings.IPAddress}}}}' {})\"",
-                        svc.container
-                    ));
-                }
-            }
-        }
-    }
-    options(
-        &mut create,
-        plan.build.user.as_deref(),
-        plan.build.platform.as_deref(),
-        plan.build.privileged,
-        &plan.build.resources,
-    );
-    env_flags(&mut create, &plan.build.env, &masked);
-    image_and_command(
-        &mut create,
-        &plan.build.image,
-        plan.build.entrypoint.as_deref(),
-        &plan.build.cmd,
-    );
-    s.push_str(&join_lines(&create));
-    s.push_str(" >/dev/null\n\n");
-
-    s.push_str(&format!(
-        "# The project (tracked and untracked-but-not-ignored files, and .git) into {}.\n",
-        plan.project_dir
-    ));
-    let dest = plan.project_dir.trim_start_matches('/');
-    s.push_str(&format!(
-        "{{ git ls-files -co --exclude-standard -z; find .git -type f -print0; }} \\\n  | tar --null -T - --ignore-failed-read -c --owner=0 --group=0 --transform {} -f - \\\n  | docker cp - {}:/\n\n",
-        shell_escape(&format!("s,^,{dest}/,")),
-        plan.build.container
-    ));
-
-    let script_vars: Vec<_> = plan
-        .variables
-        .iter()
-        .filter(|v| !v.masked)
-        .cloned()
-        .collect();
-    let step =
-        crate::plan::script::step_script(&script_vars, &plan.project_dir, &plan.step_commands);
-    s.push_str("# step_script: before_script + script in one shell.\nstatus=success\n");
-    s.push_str(&format!(
-        "docker start -ai {} <<'CIJOB_STEP_SCRIPT' || {{ code=$?; status=failed; }}\n{}\nCIJOB_STEP_SCRIPT\n\n",
-        plan.build.container,
-        step.trim_end()
-    ));
-    if !plan.after_commands.is_empty() {
-        s.push_str("# after_script: a new shell in the same container, with CI_JOB_STATUS set.\n");
-        for status in ["success", "failed"] {
-            let mut vars = script_vars.clone();
-            vars.push(crate::model::Variable::new("CI_JOB_STATUS", status));
-            let after =
-                crate::plan::script::after_script(&vars, &plan.project_dir, &plan.after_commands);
-            s.push_str(&format!(
-                "if [ \"$status\" = {status} ]; then\n  docker start -ai {} <<'CIJOB_AFTER_SCRIPT' || echo \"WARNING: after_script failed, but job will continue unaffected: exit code $?\" >&2\n{}\nCIJOB_AFTER_SCRIPT\nfi\n",
-                plan.build.container,
-                after.trim_end()
-            ));
-        }
-        s.push('\n');
-    }
-    s.push_str("if [ \"$status\" = success ]; then echo 'Job succeeded' >&2; else echo \"ERROR: Job failed: exit code $code\" >&2; exit \"$code\"; fi\n");
+    s.push_str(&container("docker create", &plan.build.container, &masked));
+    s.push('\n');
+    s.push_str(&sources(plan));
+    s.push_str(&stages(plan));
     s
 }
 
-fn service(s: &mut String, plan: &RunPlan, svc: &ServicePlan, labels: &str, masked: &[&str]) {
+/// The per-run objects, removed on exit (shared volumes stay, as with `cijob run`).
+fn cleanup(plan: &RunPlan) -> String {
+    let mut containers: Vec<&str> = plan
+        .services
+        .iter()
+        .map(|svc| svc.container.name.as_str())
+        .collect();
+    containers.push(&plan.build.container.name);
+    let mut s = String::from("cleanup() {\n");
     s.push_str(&format!(
-        "# Service {} (aliases: {}).\n",
-        svc.display,
-        svc.aliases.join(", ")
+        "  docker rm -f -v {} >/dev/null 2>&1 || true\n",
+        containers.join(" ")
     ));
-    let mut run = vec![
-        "docker run -d".to_string(),
-        format!("--name {}", svc.container),
-        labels.to_string(),
-        "--label cijob.type=service".to_string(),
-        format!("-v {}:/builds", plan.volume),
-    ];
     if let Some(net) = &plan.network {
-        run.push(format!("--network {net}"));
-        for a in &svc.aliases {
-            run.push(format!("--network-alias {}", shell_escape(a)));
+        s.push_str(&format!(
+            "  docker network rm {} >/dev/null 2>&1 || true\n",
+            net.name
+        ));
+    }
+    for v in plan.volumes.iter().filter(|v| !v.shared) {
+        s.push_str(&format!(
+            "  docker volume rm {} >/dev/null 2>&1 || true\n",
+            v.name
+        ));
+    }
+    s.push_str("}\n");
+    s
+}
+
+fn volume(v: &VolumeSpec) -> String {
+    format!(
+        "docker volume create {} {} >/dev/null\n",
+        labels(&v.labels),
+        v.name
+    )
+}
+
+fn network(n: &NetworkSpec) -> String {
+    format!(
+        "docker network create {} {} >/dev/null\n",
+        labels(&n.labels),
+        n.name
+    )
+}
+
+/// `docker run -d` / `docker create` with every setting of the spec.
+fn container(verb: &str, c: &ContainerSpec, masked: &[&str]) -> String {
+    let mut v = vec![
+        if c.stdin {
+            format!("{verb} -i")
+        } else {
+            verb.to_string()
+        },
+        format!("--name {}", c.name),
+        labels(&c.labels),
+    ];
+    if let Some(h) = &c.hostname {
+        v.push(format!("--hostname {}", arg(h)));
+    }
+    v.extend(c.binds.iter().map(|b| format!("-v {}", arg(b))));
+    if c.no_log {
+        v.push("--log-driver none".to_string());
+    }
+    match &c.attach {
+        Attach::Bridge => {}
+        Attach::Mode(mode) => v.push(format!("--network {}", arg(mode))),
+        Attach::Network { name, aliases } => {
+            v.push(format!("--network {name}"));
+            v.extend(
+                aliases
+                    .iter()
+                    .map(|a| format!("--network-alias {}", arg(a))),
+            );
         }
     }
-    options(
-        &mut run,
-        svc.user.as_deref(),
-        svc.platform.as_deref(),
-        svc.privileged,
-        &svc.resources,
+    v.extend(
+        c.extra_hosts
+            .iter()
+            .map(|h| format!("--add-host {}", arg(h))),
     );
-    env_flags(&mut run, &svc.env, masked);
+    for link in &c.links {
+        let ip = format!(
+            "\"$(docker inspect -f '{{{{.NetworkSettings.IPAddress}}}}' {})\"",
+            link.container
+        );
+        for alias in &link.aliases {
+            v.push(format!("--add-host {alias}:{ip}"));
+        }
+        v.push(format!(
+            "--add-host \"$(docker inspect -f '{{{{printf \"%.12s\" .Id}}}}' {})\":{ip}",
+            link.container
+        ));
+    }
+    host_flags(&mut v, c);
+    resource_flags(&mut v, &c.resources);
+    for (k, val) in &c.env {
+        if masked.contains(&k.as_str()) {
+            v.push(format!("-e {k}"));
+        } else {
+            v.push(format!("-e {}", arg(&format!("{k}={val}"))));
+        }
+    }
     image_and_command(
-        &mut run,
-        &svc.image,
-        svc.entrypoint.as_deref(),
-        svc.cmd.as_deref().unwrap_or_default(),
+        &mut v,
+        &c.image,
+        c.entrypoint.as_deref(),
+        c.cmd.as_deref().unwrap_or_default(),
     );
-    s.push_str(&join_lines(&run));
-    s.push_str(" >/dev/null\n\n");
+    format!("{} >/dev/null\n", v.join(" \\\n  "))
 }
 
-fn probe_ports(svc: &ServicePlan) -> String {
-    match &svc.healthcheck_port {
-        Some(p) => shell_escape(p),
-        None => {
-            "$(docker inspect -f '{{range $p, $_ := .Config.ExposedPorts}}{{$p}} {{end}}' "
-                .to_string()
-                + &svc.container
-                + " | tr ' ' '\\n' | grep /tcp | cut -d/ -f1 | sort -n | head -20)"
-        }
+fn host_flags(v: &mut Vec<String>, c: &ContainerSpec) {
+    if let Some(u) = &c.user {
+        v.push(format!("--user {}", arg(u)));
     }
-}
-
-/// `--entrypoint`, the image, then the command. `--entrypoint` takes one word, so the rest
-/// of a multi-word entrypoint leads the command (Docker joins them back the same way).
-fn image_and_command(
-    v: &mut Vec<String>,
-    image: &str,
-    entrypoint: Option<&[String]>,
-    cmd: &[String],
-) {
-    let (first, rest) = match entrypoint {
-        Some([first, rest @ ..]) => (Some(first.as_str()), rest),
-        Some([]) => (Some(""), &[][..]),
-        None => (None, &[][..]),
-    };
-    if let Some(first) = first {
-        v.push(format!("--entrypoint {}", shell_escape(first)));
+    if let Some(p) = &c.platform {
+        v.push(format!("--platform {}", arg(p)));
     }
-    v.push(shell_escape(image));
-    v.extend(rest.iter().chain(cmd).map(|a| shell_escape(a)));
-}
-
-fn options(
-    v: &mut Vec<String>,
-    user: Option<&str>,
-    platform: Option<&str>,
-    privileged: bool,
-    resources: &Resources,
-) {
-    if let Some(u) = user {
-        v.push(format!("--user {}", shell_escape(u)));
-    }
-    if let Some(p) = platform {
-        v.push(format!("--platform {}", shell_escape(p)));
-    }
-    if privileged {
+    if c.privileged {
         v.push("--privileged".to_string());
     }
+    let h = &c.host;
+    for (flag, values) in [
+        ("--dns", &h.dns),
+        ("--cap-add", &h.cap_add),
+        ("--cap-drop", &h.cap_drop),
+        ("--security-opt", &h.security_opt),
+    ] {
+        v.extend(values.iter().map(|x| format!("{flag} {}", arg(x))));
+    }
+    if let Some(bytes) = h.shm_size {
+        v.push(format!("--shm-size {bytes}"));
+    }
+}
+
+fn resource_flags(v: &mut Vec<String>, resources: &Resources) {
     for (flag, bytes) in [
         ("--memory", resources.memory),
         ("--memory-swap", resources.memory_swap),
@@ -278,24 +223,115 @@ fn options(
     }
 }
 
-fn env_flags(v: &mut Vec<String>, env: &[(String, String)], masked: &[&str]) {
-    for (k, val) in env {
-        if masked.contains(&k.as_str()) {
-            v.push(format!("-e {k}"));
-        } else {
-            v.push(format!("-e {}", shell_escape(&format!("{k}={val}"))));
-        }
+/// `--entrypoint`, the image, then the command. `--entrypoint` takes one word, so the rest
+/// of a multi-word entrypoint leads the command (Docker joins them back the same way).
+fn image_and_command(
+    v: &mut Vec<String>,
+    image: &str,
+    entrypoint: Option<&[String]>,
+    cmd: &[String],
+) {
+    let (first, rest) = match entrypoint {
+        Some([first, rest @ ..]) => (Some(first.as_str()), rest),
+        Some([]) => (Some(""), &[][..]),
+        None => (None, &[][..]),
+    };
+    if let Some(first) = first {
+        v.push(format!("--entrypoint {}", arg(first)));
     }
+    v.push(arg(image));
+    v.extend(rest.iter().chain(cmd).map(|a| arg(a)));
 }
 
-fn labels(labels: &[(String, String)]) -> String {
+/// The runner's rule (the ports of `HealthPorts`) dialled from the host.
+fn health_check(plan: &RunPlan, timeout_secs: u64) -> String {
+    let mut s = format!(
+        "# Health check: wait up to {timeout_secs}s for one exposed TCP port (or HEALTHCHECK_TCP_PORT) of each service.\n"
+    );
+    s.push_str(&format!("wait_for() {{ # container port...\n  local c=$1 ip; shift\n  ip=$(docker inspect -f '{{{{range .NetworkSettings.Networks}}}}{{{{.IPAddress}}}}{{{{end}}}}' \"$c\")\n  for _ in $(seq {}); do\n    for p in \"$@\"; do (exec 3<>\"/dev/tcp/$ip/$p\") 2>/dev/null && return 0; done\n    sleep 0.05\n  done\n  echo \"*** WARNING: Service $c probably didn't start properly.\" >&2; docker logs \"$c\" >&2 || true\n}}\n", timeout_secs * 20));
+    for svc in &plan.services {
+        let c = &svc.container.name;
+        let ports = match &svc.health {
+            HealthPorts::Port(p) => p.to_string(),
+            // The runner's own error: nothing to dial, only the warning.
+            HealthPorts::Invalid(v) => {
+                s.push_str(&format!(
+                    "echo {} >&2\n",
+                    arg(&format!(
+                        "*** WARNING: Service {c} probably didn't start properly: invalid health check tcp port: {v}"
+                    ))
+                ));
+                continue;
+            }
+            HealthPorts::Exposed => format!(
+                "$(docker inspect -f '{{{{range $p, $_ := .Config.ExposedPorts}}}}{{{{$p}}}} {{{{end}}}}' {c} | tr ' ' '\\n' | grep /tcp | cut -d/ -f1 | sort -n | head -20)"
+            ),
+        };
+        s.push_str(&format!("wait_for {c} {ports}\n"));
+    }
+    s.push('\n');
+    s
+}
+
+fn sources(plan: &RunPlan) -> String {
+    let dest = plan.project_dir.trim_start_matches('/');
+    format!(
+        "# The project (tracked and untracked-but-not-ignored files, and .git) into {}.\n{{ git ls-files -co --exclude-standard -z; find .git -type f -print0; }} \\\n  | tar --null -T - --ignore-failed-read -c --owner=0 --group=0 --transform {} -f - \\\n  | docker cp - {}:/\n\n",
+        plan.project_dir,
+        arg(&format!("s,^,{dest}/,")),
+        plan.build.container.name
+    )
+}
+
+/// `step_script`, then `after_script` with the status, then the runner's verdict.
+fn stages(plan: &RunPlan) -> String {
+    let build = &plan.build.container.name;
+    let script_vars: Vec<Variable> = plan
+        .variables
+        .iter()
+        .filter(|v| !v.masked)
+        .cloned()
+        .collect();
+    let step = script::step_script(&script_vars, &plan.project_dir, &plan.step_commands);
+    let mut s =
+        String::from("# step_script: before_script + script in one shell.\nstatus=success\n");
+    s.push_str(&format!(
+        "docker start -ai {build} <<'CIJOB_STEP_SCRIPT' || {{ code=$?; status=failed; }}\n{}\nCIJOB_STEP_SCRIPT\n\n",
+        step.trim_end()
+    ));
+    if !plan.after_commands.is_empty() {
+        s.push_str("# after_script: a new shell in the same container, with CI_JOB_STATUS set.\n");
+        for status in ["success", "failed"] {
+            let mut vars = script_vars.clone();
+            vars.push(Variable::new("CI_JOB_STATUS", status));
+            let after = script::after_script(&vars, &plan.project_dir, &plan.after_commands);
+            s.push_str(&format!(
+                "if [ \"$status\" = {status} ]; then\n  docker start -ai {build} <<'CIJOB_AFTER_SCRIPT' || echo \"WARNING: after_script failed, but job will continue unaffected: exit code $?\" >&2\n{}\nCIJOB_AFTER_SCRIPT\nfi\n",
+                after.trim_end()
+            ));
+        }
+        s.push('\n');
+    }
+    s.push_str("if [ \"$status\" = success ]; then echo 'Job succeeded' >&2; else echo \"ERROR: Job failed: exit code $code\" >&2; exit \"$code\"; fi\n");
+    s
+}
+
+fn labels(labels: &Labels) -> String {
     labels
         .iter()
-        .map(|(k, v)| format!("--label {}", shell_escape(&format!("{k}={v}"))))
+        .map(|(k, v)| format!("--label {}", arg(&format!("{k}={v}"))))
         .collect::<Vec<_>>()
         .join(" ")
 }
 
-fn join_lines(parts: &[String]) -> String {
-    parts.join(" \\\n  ")
+/// A word of a docker command: bare when it reads unambiguously to the shell (`:` and `=`
+/// are common in options and harmless past the command's first word), else the runner's
+/// escaping.
+fn arg(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || ",./@_-:=+".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_string()
+    } else {
+        shell_escape(s)
+    }
 }
