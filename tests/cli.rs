@@ -34,8 +34,8 @@ fn list_shows_jobs_in_pipeline_order() {
     let rows: Vec<&str> = r.stdout.lines().collect();
     assert!(rows[0].starts_with("STAGE"), "{}", r.stdout);
     assert!(rows[1].contains("build") && rows[1].contains("cijob-test/busybox"));
-    assert!(rows[2].contains("test: [2.2]") && rows[2].contains("cijob-test/svc-tcp"));
-    assert!(rows[3].contains("test: [3.0]"));
+    assert!(rows[2].contains("test: [2.2] (test:2.2)") && rows[2].contains("cijob-test/svc-tcp"));
+    assert!(rows[3].contains("test: [3.0] (test:3.0)"));
     assert_eq!(rows.len(), 4);
 }
 
@@ -53,6 +53,8 @@ fn list_json_is_machine_readable() {
         .collect();
     assert_eq!(names, ["build", "test: [2.2]", "test: [3.0]"]);
     assert_eq!(v[1]["stage"], "test");
+    assert_eq!(v[1]["short_name"], "test:2.2");
+    assert_eq!(v[0]["short_name"], serde_json::Value::Null);
 }
 
 #[test]
@@ -177,8 +179,57 @@ fn a_base_name_matching_several_matrix_jobs_lists_them() {
     p.run(&["run", "test"])
         .assert_code(2)
         .assert_err("\"test\" matches 2 jobs")
-        .assert_err("  test: [2.2]")
-        .assert_err("  test: [3.0]");
+        .assert_err("  test: [2.2]  (test:2.2)")
+        .assert_err("  test: [3.0]  (test:3.0)");
+}
+
+#[test]
+fn short_names_work_in_show_and_plan() {
+    let p = Project::new(PIPELINE);
+    p.run(&["show", "test:3.0"])
+        .assert_code(0)
+        .assert_out("'test: [3.0]':\n")
+        .assert_out("RUBY: '3.0'");
+    p.run(&["plan", "test:2.2"])
+        .assert_code(0)
+        .assert_out("# cijob plan for job $'test: [2.2]':")
+        .assert_out("RUBY=2.2");
+    p.run(&["run", "test:9.9"])
+        .assert_code(2)
+        .assert_err("\"test\" has no instance \"test:9.9\"; its 2 instances are:")
+        .assert_err("  test: [3.0]  (test:3.0)");
+}
+
+#[test]
+fn show_prints_yaml_1_1_booleans_as_gitlab_reads_them() {
+    let p = Project::new(
+        "lint:\n  image: busybox\n  script: [x]\n  allow_failure: yes\n  interruptible: On\n  variables:\n    AWS_S3_USE_SSL: no\n    KEPT: 'no'\n",
+    );
+    p.run(&["show", "lint"])
+        .assert_code(0)
+        .assert_out("allow_failure: true")
+        .assert_out("interruptible: true")
+        .assert_out("AWS_S3_USE_SSL: false")
+        .assert_out("KEPT: 'no'");
+    p.run(&["plan", "lint", "--var", "X=1"])
+        .assert_code(0)
+        .assert_out("AWS_S3_USE_SSL=false")
+        .assert_out("KEPT=no");
+}
+
+#[test]
+fn variables_inside_variables_are_expanded_and_loops_refused() {
+    let p = Project::new(
+        "variables:\n  A: $CI_PROJECT_NAMESPACE\n  B: reg/$A/img\njob:\n  image: busybox\n  variables:\n    C: \"x-$B-y\"\n  script: [x]\nloop:\n  image: busybox\n  variables:\n    L1: $L2\n    L2: a-$L1\n  script: [x]\n",
+    );
+    // No git remote: the namespace is `local`.
+    p.run(&["plan", "job"])
+        .assert_code(0)
+        .assert_out("B=reg/local/img")
+        .assert_out("C=x-reg/local/img-y");
+    p.run(&["plan", "loop"]).assert_code(2).assert_err(
+        ".gitlab-ci.yml:9: job \"loop\": circular variable reference detected: [\"L1\", \"L2\"]",
+    );
 }
 
 #[test]

@@ -9,6 +9,7 @@ use cijob::model::Pipeline;
 use cijob::project::discover::{discover, ConfigLocation};
 use cijob::resolve::pipeline::{load_with, LoadOptions};
 
+mod common;
 #[path = "common/fake_gitlab.rs"]
 mod fake_gitlab;
 use fake_gitlab::{FakeGitlab, Reply, Request};
@@ -741,4 +742,59 @@ fn component_cases_against_standins() {
         let ours: Vec<&str> = p.jobs.iter().map(|j| j.name.as_str()).collect();
         assert_eq!(ours, want_jobs, "{case}");
     }
+}
+
+/// bram2w/baserow names its images through variables of variables
+/// (`CI_DIND_IMAGE: $CI_REGISTRY/$PROJECT_PATH_FOR_E2E_TEST_IMAGE/...` with
+/// `PROJECT_PATH_FOR_E2E_TEST_IMAGE: $CI_PROJECT_PATH`): every job plans, with the service
+/// named as GitLab expands it (`cijob plan` needs no Docker).
+#[test]
+fn baserow_jobs_plan_with_variables_inside_variables() {
+    let src = corpus("real-world/bram2w__baserow");
+    let p = common::Project::new(&std::fs::read_to_string(src.join(".gitlab-ci.yml")).unwrap());
+    for entry in walkdir::WalkDir::new(src.join(".gitlab")) {
+        let entry = entry.unwrap();
+        if entry.file_type().is_file() {
+            let rel = entry.path().strip_prefix(&src).unwrap();
+            p.write(
+                &rel.to_string_lossy(),
+                &std::fs::read_to_string(entry.path()).unwrap(),
+            );
+        }
+    }
+    // Image names must be lower case: the project path comes from a remote, not from the
+    // temporary directory's name.
+    p.git(&[
+        "remote",
+        "add",
+        "origin",
+        "git@gitlab.com:someone/baserow.git",
+    ]);
+    let list = p.run(&["list", "--json"]);
+    list.assert_code(0);
+    let jobs: Vec<serde_json::Value> = serde_json::from_str(&list.stdout).unwrap();
+    assert!(jobs.len() > 43, "{} jobs", jobs.len());
+    // The 43 jobs whose services are named through such variables (they failed before).
+    let mut chained = 0;
+    for job in &jobs {
+        let name = job["name"].as_str().unwrap();
+        let r = p.run(&["plan", name]);
+        r.assert_code(0);
+        let services: Vec<&str> = r
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("# Service "))
+            .collect();
+        assert!(
+            services.iter().all(|l| !l.contains('$')),
+            "{name}: {services:?}"
+        );
+        if services
+            .iter()
+            .any(|l| l.starts_with("# Service registry.gitlab.com/someone/baserow/ci/"))
+        {
+            chained += 1;
+        }
+    }
+    assert_eq!(chained, 43);
 }

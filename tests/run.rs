@@ -807,3 +807,52 @@ fn clean_never_touches_what_cijob_did_not_create() {
     }
     docker(&["rm", "-f", &named, &labelled]).assert_code(0);
 }
+
+#[test]
+fn variables_inside_variables_reach_the_job_and_a_service_name() {
+    require_docker();
+    let job = unique("chained");
+    let p = Project::new(&format!(
+        r#"variables:
+  REG: cijob-test
+  SVC_IMAGE: $REG/svc-tcp
+"{job}":
+  image: cijob-test/busybox
+  variables:
+    SVC: ${{SVC_IMAGE}}:latest
+    CHAIN: "x-$SVC-y"
+    KEPT: $$SVC
+  services:
+    - name: $SVC
+      alias: api
+  script:
+    - echo "CHAIN=$CHAIN KEPT=$KEPT"
+    - wget -qO- http://api:8080/
+"#
+    ));
+    p.run(&["run", &job])
+        .assert_code(0)
+        .assert_out("CHAIN=x-cijob-test/svc-tcp:latest-y KEPT=$SVC")
+        .assert_out("hello from")
+        .assert_err("Starting service cijob-test/svc-tcp:latest...");
+    assert_no_leftovers_for_job(&job);
+}
+
+#[test]
+fn a_matrix_instance_runs_by_its_short_name_and_clean_takes_it_too() {
+    require_docker();
+    let base = unique("test");
+    let p = Project::new(&format!(
+        "\"{base}\":\n  image: cijob-test/busybox\n  parallel:\n    matrix:\n      - RUBY: [\"2.2\", \"3.3\"]\n  script:\n    - echo \"RUBY=$RUBY NAME=$CI_JOB_NAME\"\n"
+    ));
+    let full = format!("{base}: [2.2]");
+    p.run(&["run", &format!("{base}:2.2"), "--keep"])
+        .assert_code(0)
+        .assert_out(&format!("RUBY=2.2 NAME={full}"));
+    assert!(
+        !leftovers(&format!("cijob.job={full}")).is_empty(),
+        "the kept run is labelled with GitLab's name"
+    );
+    p.run(&["clean", &format!("{base}:2.2")]).assert_code(0);
+    assert_no_leftovers_for_job(&full);
+}

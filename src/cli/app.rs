@@ -15,6 +15,7 @@ use crate::plan::{self, PlanInput};
 use crate::project::discover::{self, ConfigLocation};
 use crate::project::git;
 use crate::project::git::GitInfo;
+use crate::resolve::job_name::{self, Lookup};
 use crate::resolve::pipeline as loader;
 use crate::ui::Ui;
 
@@ -39,8 +40,14 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<(), Error> {
         }
         Command::Run(args) => run_job(&cli, args, &cwd, ui, args.dry_run),
         Command::Plan(args) => run_job(&cli, args, &cwd, ui, true),
-        Command::Shell { job } => runtime()?.block_on(shell(job.as_deref())),
-        Command::Clean { job } => runtime()?.block_on(clean(ui, job.as_deref())),
+        Command::Shell { job } => {
+            let job = label_name(&cli, &cwd, job.as_deref());
+            runtime()?.block_on(shell(job.as_deref()))
+        }
+        Command::Clean { job } => {
+            let job = label_name(&cli, &cwd, job.as_deref());
+            runtime()?.block_on(clean(ui, job.as_deref()))
+        }
         Command::Completions { shell } => {
             print(&crate::cli::complete::registration(*shell));
             Ok(())
@@ -77,38 +84,46 @@ fn include_options(cli: &Cli, git: &GitInfo) -> loader::LoadOptions {
     options
 }
 
-/// The jobs a base name stands for when it is not itself a job (`test` for `test: [2.2]`...).
+/// The jobs a name stands for when it is not one job: a parallel job's base name (`test`
+/// for `test: [2.2]`...), or a short name that fits several instances or none.
 fn instances<'a>(pipeline: &'a Pipeline, name: &str) -> Vec<&'a Job> {
-    if pipeline.job(name).is_some() {
-        return Vec::new();
+    match job_name::lookup(pipeline, name) {
+        Lookup::Choose(jobs, _) => jobs,
+        _ => Vec::new(),
     }
-    pipeline
-        .jobs
-        .iter()
-        .filter(|j| j.base_name == name)
-        .collect()
 }
 
+/// The job `name` stands for: GitLab's name or an instance's short name (`test:2.2`).
 fn find_job<'a>(pipeline: &'a Pipeline, name: &str) -> Result<&'a Job, Error> {
-    let instances = instances(pipeline, name);
-    if !instances.is_empty() {
-        let list: Vec<String> = instances.iter().map(|j| format!("  {}", j.name)).collect();
-        return Err(Error::Usage(format!(
-            "\"{name}\" matches {} jobs; name one of them:\n{}",
-            instances.len(),
-            list.join("\n")
-        )));
+    match job_name::lookup(pipeline, name) {
+        Lookup::Job(job) => Ok(job),
+        Lookup::Choose(jobs, why) => Err(Error::Usage(job_name::choose_message(name, &jobs, &why))),
+        Lookup::Unknown => {
+            let hint = match listing::suggest(pipeline, name) {
+                Some(s) => format!("\nhint: did you mean \"{s}\"?"),
+                None => "\nhint: `cijob list` shows the jobs".to_string(),
+            };
+            Err(Error::Usage(format!(
+                "no job named \"{name}\" in {}{hint}",
+                pipeline.file.display()
+            )))
+        }
     }
-    pipeline.job(name).ok_or_else(|| {
-        let hint = match listing::suggest(pipeline, name) {
-            Some(s) => format!("\nhint: did you mean \"{s}\"?"),
-            None => "\nhint: `cijob list` shows the jobs".to_string(),
-        };
-        Error::Usage(format!(
-            "no job named \"{name}\" in {}{hint}",
-            pipeline.file.display()
-        ))
-    })
+}
+
+/// The `cijob.job` label of what `shell` and `clean` are given: GitLab's name of the job it
+/// stands for (`test:2.2` → `test: [2.2]`). When there is no pipeline, it does not load, or
+/// the name is not one of its jobs, the name as given (a kept run of a job renamed since
+/// can still be reached).
+fn label_name(cli: &Cli, cwd: &Path, name: Option<&str>) -> Option<String> {
+    let name = name?;
+    let full =
+        crate::cli::complete::cached_pipeline(cwd, cli.file.as_deref(), cli.directory.as_deref())
+            .and_then(|p| match job_name::lookup(&p, name) {
+                Lookup::Job(job) => Some(job.name.clone()),
+                _ => None,
+            });
+    Some(full.unwrap_or_else(|| name.to_string()))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {

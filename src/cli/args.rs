@@ -10,7 +10,7 @@ use crate::cli::complete::{self, Shell};
 const EXAMPLES: &str = "\
 Examples:
   cijob list                      List the jobs of ./.gitlab-ci.yml
-  cijob show 'test: [2.2]'        Print the fully resolved job
+  cijob show test:2.2             Print the fully resolved job `test: [2.2]`
   cijob run test                  Run the job `test` on the local Docker daemon
   cijob run test --keep           ... and keep its containers to poke inside
   cijob -C ../other run lint      Use ../other/.gitlab-ci.yml
@@ -77,16 +77,16 @@ pub enum Command {
     },
     /// Print a job fully resolved (include, default, extends, !reference, matrix applied)
     #[command(
-        after_help = "Examples:\n  cijob show build\n  cijob show 'deploy: [aws, monitoring]'"
+        after_help = "Examples:\n  cijob show build\n  cijob show deploy:aws,monitoring    # the instance `deploy: [aws, monitoring]`"
     )]
     Show {
-        /// The job's name as GitLab shows it
+        /// The job's name as GitLab shows it, or a parallel instance's short name (`test:2.2`)
         #[arg(add = ArgValueCompleter::new(complete::job_names))]
         job: String,
     },
     /// Run one job on the local Docker daemon
     #[command(
-        after_help = "Examples:\n  cijob run test\n  cijob run test --var DEBUG=1 --keep\n  cijob run 'test: [2.2]' --pull always\n  cijob run test --dry-run"
+        after_help = "Examples:\n  cijob run test\n  cijob run test --var DEBUG=1 --keep\n  cijob run test:2.2 --pull always\n  cijob run test --dry-run"
     )]
     Run(RunArgs),
     /// Print the plain docker commands equivalent to running the job
@@ -102,7 +102,7 @@ pub enum Command {
         job: Option<String>,
     },
     /// Remove containers, networks and volumes left by kept or crashed runs
-    #[command(after_help = "Examples:\n  cijob clean\n  cijob clean test")]
+    #[command(after_help = "Examples:\n  cijob clean\n  cijob clean test\n  cijob clean test:2.2")]
     Clean {
         /// Only what runs of this job left
         #[arg(add = ArgValueCompleter::new(complete::job_names))]
@@ -121,7 +121,8 @@ pub enum Command {
 
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
-    /// The job's name as GitLab shows it (`test`, `test: [2.2]`, `build 1/3`)
+    /// The job's name as GitLab shows it (`test`, `test: [2.2]`, `build 1/3`), or a parallel
+    /// instance's short name (`test:2.2`, `deploy:aws,monitoring`, `build:1`)
     #[arg(add = ArgValueCompleter::new(complete::job_names))]
     pub job: Option<String>,
 

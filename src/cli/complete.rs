@@ -209,23 +209,34 @@ pub fn job_names(current: &OsStr) -> Vec<CompletionCandidate> {
 fn pipeline_jobs(request: &Request) -> Option<Vec<(String, String)>> {
     let (file, directory) = file_and_directory(request);
     let cwd = std::env::current_dir().ok()?;
-    let location =
-        crate::project::discover::discover(&cwd, file.as_deref(), directory.as_deref()).ok()?;
-    // As `cijob` would load it, but from cached includes when it can, and without those it
-    // can get neither way: a key press must not wait on the network or fail on one include.
-    let git = crate::project::git::info(&location.project_root);
-    let mut options = crate::resolve::pipeline::LoadOptions::for_project(None, &git);
-    options.prefer_cache = true;
-    options.allow_missing = true;
-    let pipeline = crate::resolve::pipeline::load_with(&location, &options)
-        .ok()?
-        .pipeline;
+    let pipeline = cached_pipeline(&cwd, file.as_deref(), directory.as_deref())?;
     Some(
         pipeline
             .jobs
             .into_iter()
             .map(|j| (j.name, j.stage))
             .collect(),
+    )
+}
+
+/// The pipeline `cijob -f FILE -C DIR` would load from `cwd`, quietly: as `cijob` would load
+/// it, but from cached includes when it can, and without those it can get neither way (a key
+/// press must not wait on the network or fail on one include). `None` when there is none or
+/// it does not load.
+pub fn cached_pipeline(
+    cwd: &std::path::Path,
+    file: Option<&std::path::Path>,
+    directory: Option<&std::path::Path>,
+) -> Option<crate::model::Pipeline> {
+    let location = crate::project::discover::discover(cwd, file, directory).ok()?;
+    let git = crate::project::git::info(&location.project_root);
+    let mut options = crate::resolve::pipeline::LoadOptions::for_project(None, &git);
+    options.prefer_cache = true;
+    options.allow_missing = true;
+    Some(
+        crate::resolve::pipeline::load_with(&location, &options)
+            .ok()?
+            .pipeline,
     )
 }
 

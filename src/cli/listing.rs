@@ -2,13 +2,18 @@
 
 use crate::load::yaml::{self, Mapping, Value};
 use crate::model::{Job, Pipeline};
+use crate::resolve::job_name::short_name;
 
 const HEADERS: [&str; 5] = ["STAGE", "JOB", "IMAGE", "SERVICES", "WHEN"];
 
 fn row(job: &Job) -> [String; 5] {
     [
         job.stage.clone(),
-        job.name.clone(),
+        // The short name beside GitLab's, so that users learn the one they can type unquoted.
+        match short_name(job) {
+            Some(short) => format!("{} ({short})", job.name),
+            None => job.name.clone(),
+        },
         job.image
             .as_ref()
             .map(|i| i.name.clone())
@@ -62,6 +67,7 @@ pub fn json(pipeline: &Pipeline) -> String {
         .map(|j| {
             serde_json::json!({
                 "name": j.name,
+                "short_name": short_name(j),
                 "stage": j.stage,
                 "image": j.image.as_ref().map(|i| i.name.clone()),
                 "services": j.services.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
@@ -177,6 +183,24 @@ mod tests {
         assert_eq!(v[1]["image"], serde_json::Value::Null);
         assert_eq!(v[1]["line"], 3);
         assert_eq!(v[1]["allow_failure"], false);
+    }
+
+    #[test]
+    fn instances_show_their_short_name() {
+        let mut p = pipeline();
+        let mut inst = job("test: [2.2]", "test");
+        inst.base_name = "test".into();
+        inst.node_index = Some(1);
+        inst.node_total = 2;
+        p.jobs.push(inst);
+        let t = table(&p);
+        assert_eq!(
+            t.lines().nth(3),
+            Some("test   test: [2.2] (test:2.2)  -       -               on_success")
+        );
+        let v: serde_json::Value = serde_json::from_str(&json(&p)).unwrap();
+        assert_eq!(v[2]["short_name"], "test:2.2");
+        assert_eq!(v[0]["short_name"], serde_json::Value::Null);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 pub use serde_yaml::{Mapping, Value};
 
 use crate::error::ConfigError;
-use serde::Deserialize;
+use serde::de::DeserializeSeed;
 use std::path::Path;
 
 /// A CI file split into its optional `spec:` header and the configuration document.
@@ -23,7 +23,8 @@ pub fn parse_ci(text: &str, file: &Path) -> Result<CiDocument, ConfigError> {
     check_flow_depth(text, file)?;
     let mut docs = Vec::new();
     for de in serde_yaml::Deserializer::from_str(text) {
-        let value = Raw::deserialize(de).map_err(|e| located(&e, file, text))?;
+        let seed = RawSeed { text, key: false };
+        let value = seed.deserialize(de).map_err(|e| located(&e, file, text))?;
         docs.push(merge_keys(value, 0).map_err(|m| ConfigError::new(m).in_file(file))?);
         if docs.len() > 2 {
             break;
@@ -54,15 +55,61 @@ enum Raw {
     Tagged(String, Box<Raw>),
 }
 
-impl<'de> Deserialize<'de> for Raw {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(RawVisitor)
+/// Reads one node of `text` as a `Raw`. It knows the text so that it can tell a plain scalar
+/// from a quoted one: GitLab's parser (Psych, YAML 1.1) reads plain `yes`/`no`/`on`/`off` as
+/// booleans, where YAML 1.2 (serde_yaml) keeps strings.
+#[derive(Clone, Copy)]
+struct RawSeed<'t> {
+    text: &'t str,
+    /// Mapping keys stay as written (`on:` remains a name).
+    key: bool,
+}
+
+impl RawSeed<'_> {
+    fn scalar(self, v: &str) -> Raw {
+        match (self.key, psych_bool(self.text, v)) {
+            (false, Some(b)) => Raw::Scalar(Value::Bool(b)),
+            _ => Raw::Scalar(Value::String(v.to_owned())),
+        }
+    }
+    fn value(self) -> Self {
+        Self { key: false, ..self }
     }
 }
 
-struct RawVisitor;
+/// What Psych makes of the plain scalar `v` (a slice of `text`) when it is a boolean in any
+/// case (`yes`, `No`, `ON`, `tRue`...). `None` for anything else, and for a scalar that is
+/// quoted (the quote precedes it), tagged (`!!str no`) or not a slice of `text` at all.
+fn psych_bool(text: &str, v: &str) -> Option<bool> {
+    let value = match v.to_ascii_lowercase().as_str() {
+        "yes" | "on" | "true" => true,
+        "no" | "off" | "false" => false,
+        _ => return None,
+    };
+    let start = (v.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+    if start + v.len() > text.len() || !text.is_char_boundary(start) {
+        return None;
+    }
+    let before = &text[..start];
+    if before.ends_with(['"', '\'']) {
+        return None;
+    }
+    let token = before
+        .trim_end()
+        .rsplit(|c: char| c.is_whitespace() || matches!(c, '[' | '{' | ','))
+        .next()
+        .unwrap_or("");
+    (!token.starts_with('!')).then_some(value)
+}
 
-impl<'de> serde::de::Visitor<'de> for RawVisitor {
+impl<'de> DeserializeSeed<'de> for RawSeed<'_> {
+    type Value = Raw;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Raw, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for RawSeed<'_> {
     type Value = Raw;
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("any YAML value")
@@ -79,11 +126,13 @@ impl<'de> serde::de::Visitor<'de> for RawVisitor {
     fn visit_f64<E>(self, v: f64) -> Result<Raw, E> {
         Ok(Raw::Scalar(Value::from(v)))
     }
+    // serde_yaml hands out slices of the text (borrowed) for plain and quoted scalars alike;
+    // only those can be told apart, and only those are looked at.
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Raw, E> {
+        Ok(self.scalar(v))
+    }
     fn visit_str<E>(self, v: &str) -> Result<Raw, E> {
         Ok(Raw::Scalar(Value::String(v.to_owned())))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Raw, E> {
-        Ok(Raw::Scalar(Value::String(v)))
     }
     fn visit_unit<E>(self) -> Result<Raw, E> {
         Ok(Raw::Scalar(Value::Null))
@@ -92,18 +141,19 @@ impl<'de> serde::de::Visitor<'de> for RawVisitor {
         Ok(Raw::Scalar(Value::Null))
     }
     fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Raw, D::Error> {
-        Raw::deserialize(d)
+        self.deserialize(d)
     }
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Raw, A::Error> {
         let mut out = Vec::new();
-        while let Some(v) = seq.next_element()? {
+        while let Some(v) = seq.next_element_seed(self.value())? {
             out.push(v);
         }
         Ok(Raw::Seq(out))
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
         let mut out = Vec::new();
-        while let Some((k, v)) = map.next_entry()? {
+        let key = Self { key: true, ..self };
+        while let Some((k, v)) = map.next_entry_seed(key, self.value())? {
             out.push((k, v));
         }
         Ok(Raw::Map(out))
@@ -111,7 +161,7 @@ impl<'de> serde::de::Visitor<'de> for RawVisitor {
     fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<Raw, A::Error> {
         use serde::de::VariantAccess;
         let (tag, contents): (String, _) = data.variant()?;
-        let value: Raw = contents.newtype_variant()?;
+        let value: Raw = contents.newtype_variant_seed(self.value())?;
         Ok(Raw::Tagged(tag, Box::new(value)))
     }
 }
@@ -174,9 +224,79 @@ fn is_merge_key(k: &Value) -> bool {
     k.as_str() == Some("<<")
 }
 
-/// Render a value as YAML text.
+/// Render a value as YAML text that means to GitLab what the value means: strings its
+/// YAML 1.1 parser would read as booleans (`no`, `On`...) are quoted, which YAML 1.2 alone
+/// does not require.
 pub fn to_string(value: &Value) -> String {
-    serde_yaml::to_string(value).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    let render =
+        |v: &Value| serde_yaml::to_string(v).unwrap_or_else(|e| format!("# cannot render: {e}\n"));
+    let text = render(value);
+    if !has_psych_boolean_string(value) {
+        return text;
+    }
+    // Render with placeholders in their place, then put the quoted strings there.
+    let prefix = (0..)
+        .map(|n| format!("cijob-quote{n}-"))
+        .find(|p| !text.contains(p.as_str()))
+        .expect("some prefix is free");
+    let mut strings = Vec::new();
+    let marked = with_placeholders(value, &prefix, &mut strings);
+    let mut out = render(&marked);
+    for (i, s) in strings.iter().enumerate().rev() {
+        out = out.replace(&format!("{prefix}{i}"), &format!("'{s}'"));
+    }
+    out
+}
+
+fn is_psych_boolean_word(s: &str) -> bool {
+    matches!(
+        s.to_ascii_lowercase().as_str(),
+        "yes" | "no" | "on" | "off" | "true" | "false"
+    )
+}
+
+fn has_psych_boolean_string(value: &Value) -> bool {
+    match value {
+        Value::String(s) => is_psych_boolean_word(s),
+        Value::Sequence(items) => items.iter().any(has_psych_boolean_string),
+        Value::Mapping(m) => m
+            .iter()
+            .any(|(k, v)| has_psych_boolean_string(k) || has_psych_boolean_string(v)),
+        Value::Tagged(t) => has_psych_boolean_string(&t.value),
+        _ => false,
+    }
+}
+
+/// `value` with each string `is_psych_boolean_word` accepts replaced by `prefix` and its index
+/// in `strings` (indexes are replaced from the highest down, so `x1` never eats `x10`).
+fn with_placeholders(value: &Value, prefix: &str, strings: &mut Vec<String>) -> Value {
+    match value {
+        Value::String(s) if is_psych_boolean_word(s) => {
+            strings.push(s.clone());
+            Value::String(format!("{prefix}{}", strings.len() - 1))
+        }
+        Value::Sequence(items) => Value::Sequence(
+            items
+                .iter()
+                .map(|v| with_placeholders(v, prefix, strings))
+                .collect(),
+        ),
+        Value::Mapping(m) => Value::Mapping(
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        with_placeholders(k, prefix, strings),
+                        with_placeholders(v, prefix, strings),
+                    )
+                })
+                .collect(),
+        ),
+        Value::Tagged(t) => Value::Tagged(Box::new(serde_yaml::value::TaggedValue {
+            tag: t.tag.clone(),
+            value: with_placeholders(&t.value, prefix, strings),
+        })),
+        other => other.clone(),
+    }
 }
 
 /// The `!reference [a, b]` path when `value` is such a tag.
@@ -397,6 +517,51 @@ mod tests {
             ));
         }
         assert!(parse_ci(&text, Path::new("bomb.yml")).is_err());
+    }
+
+    #[test]
+    fn plain_yaml_1_1_booleans_are_booleans_as_psych_reads_them() {
+        let v = p(
+            "a: yes\nb: No\nc: ON\nd: off\ne: tRue\nf: [yes, 'no', \"on\"]\ng: {x: off}\n\
+             h: !!str yes\ni: [!!str no]\nj: &j no\nk: *j\nl: y\nm: yess\nn: |\n  yes\n\
+             o:\n  - \"no\"\n  - 'off'\n  - no\n",
+        );
+        let b = |x: bool| Value::Bool(x);
+        let s = |x: &str| Value::from(x);
+        assert_eq!(
+            [&v["a"], &v["b"], &v["c"], &v["d"], &v["e"]],
+            [&b(true), &b(false), &b(true), &b(false), &b(true)]
+        );
+        assert_eq!(v["f"], Value::Sequence(vec![b(true), s("no"), s("on")]));
+        assert_eq!(v["g"]["x"], b(false));
+        // Tagged strings stay strings; anchors and aliases are read like the node they name.
+        assert_eq!(v["h"], s("yes"));
+        assert_eq!(v["i"][0], s("no"));
+        assert_eq!((&v["j"], &v["k"]), (&b(false), &b(false)));
+        // Only the six words (any case): `y` and block scalars are strings for Psych too.
+        assert_eq!(
+            (&v["l"], &v["m"], &v["n"]),
+            (&s("y"), &s("yess"), &s("yes\n"))
+        );
+        assert_eq!(v["o"], Value::Sequence(vec![s("no"), s("off"), b(false)]));
+    }
+
+    #[test]
+    fn rendering_quotes_what_psych_would_read_as_booleans() {
+        let v = p("a: 'no'\nb: [\"On\", x, 'tRue', yes]\n'off': {k: \"YES\"}\nc: noon\n");
+        let text = to_string(&v);
+        assert_eq!(
+            text,
+            "a: 'no'\nb:\n- 'On'\n- x\n- 'tRue'\n- true\n'off':\n  k: 'YES'\nc: noon\n"
+        );
+        // Read back as GitLab would, it is the same value.
+        assert_eq!(p(&text), v);
+    }
+
+    #[test]
+    fn keys_stay_as_written() {
+        let v = p("on: {yes: no}\n");
+        assert_eq!(v["on"]["yes"], Value::Bool(false));
     }
 
     #[test]

@@ -165,7 +165,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<RunPlan, Error> {
     let job_timeout = cfg.timeout.or(job.timeout).unwrap_or(DEFAULT_JOB_TIMEOUT);
 
     let mut variables =
-        variables::job_variables(input, &runner, &project_dir, job_timeout.as_secs());
+        variables::job_variables(input, &runner, &project_dir, job_timeout.as_secs())?;
     let image = variables::image_name(job, &runner, &variables)?;
     variables.insert(0, Variable::new("CI_JOB_IMAGE", image.clone()));
     let prefix = names::container_prefix(&job.name, input.run_id);

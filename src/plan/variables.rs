@@ -5,7 +5,7 @@ use crate::cli::config::RunConfig;
 use crate::cli::runner_config::RunnerConfig;
 use crate::error::{ConfigError, Error};
 use crate::execute::auth;
-use crate::expand::{expand, expand_all, lookup};
+use crate::expand::{self, expand, lookup};
 use crate::model::{Job, Variable};
 use crate::plan::{PlanInput, AUTH_VARIABLE, BUILDS_DIR};
 use crate::project::predefined;
@@ -18,7 +18,7 @@ pub fn job_variables(
     runner: &RunnerConfig,
     project_dir: &str,
     timeout_secs: u64,
-) -> Vec<Variable> {
+) -> Result<Vec<Variable>, Error> {
     let job = input.job;
     let mut raw: Vec<Variable> = predefined::variables(&predefined::Context {
         job,
@@ -40,7 +40,7 @@ pub fn job_variables(
     );
     raw.extend(job.variables.iter().cloned());
     raw.extend(input.config.vars.iter().cloned());
-    expand_all(&raw)
+    expand::job_variables(&raw, job)
 }
 
 /// `$VAR` in a name expanded against the job's variables (the runner does this for image

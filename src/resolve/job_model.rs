@@ -239,7 +239,10 @@ pub fn variables(value: &Value) -> Result<Vec<Variable>, String> {
                 match m.get("expand") {
                     None | Some(Value::Null) => {}
                     Some(v) => {
-                        var.expand = as_bool(v)
+                        // Plain `no`/`off` are booleans already (see `yaml::parse_ci`); a
+                        // quoted "false" is a string, which GitLab refuses here.
+                        var.expand = v
+                            .as_bool()
                             .ok_or_else(|| format!("{key}: expand must be true or false"))?
                     }
                 }
@@ -372,25 +375,11 @@ pub fn service(value: &Value) -> Result<Option<Service>, String> {
     }
 }
 
-/// A boolean, also in YAML 1.1 spelling (`yes`, `off`...), which GitLab's parser (Psych)
-/// reads as booleans.
-pub fn as_bool(value: &Value) -> Option<bool> {
-    match value {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) => match s.as_str() {
-            "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Some(true),
-            "false" | "False" | "FALSE" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Some(false),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
 fn allow_failure(value: &Value) -> Result<AllowFailure, String> {
     let int = |v: &Value| v.as_i64().ok_or("exit_codes must be integers");
     match value {
-        v if as_bool(v) == Some(true) => Ok(AllowFailure::Yes),
-        v if as_bool(v) == Some(false) => Ok(AllowFailure::No),
+        Value::Bool(true) => Ok(AllowFailure::Yes),
+        Value::Bool(false) => Ok(AllowFailure::No),
         Value::Mapping(m) => match m.get("exit_codes") {
             Some(Value::Sequence(s)) => Ok(AllowFailure::ExitCodes(
                 s.iter().map(int).collect::<Result<_, _>>()?,
@@ -406,9 +395,47 @@ fn allow_failure(value: &Value) -> Result<AllowFailure, String> {
 mod tests {
     use super::*;
 
+    /// The job mapping `text` read as the loader reads files (YAML 1.1 booleans included).
     fn job(text: &str) -> Result<Vec<Job>, String> {
-        let m: Mapping = serde_yaml::from_str(text).unwrap();
+        let doc = yaml::parse_ci(text, std::path::Path::new("t.yml")).unwrap();
+        let m = doc.config.as_mapping().cloned().unwrap();
         build("j", m, &[Variable::new("G", "g")], None)
+    }
+
+    #[test]
+    fn yaml_1_1_booleans_as_gitlab_reads_them() {
+        let j = &job(
+            "script: [x]\nallow_failure: yes\nvariables:\n  AWS_S3_USE_SSL: no\n  QUOTED: 'no'\n  \
+             ON_OFF: {value: On}\n  RAW: {value: $X, expand: No}\n",
+        )
+        .unwrap()[0];
+        assert_eq!(j.allow_failure, AllowFailure::Yes);
+        let vars: Vec<_> = j
+            .variables
+            .iter()
+            .map(|v| (v.key.as_str(), v.value.as_str(), v.expand))
+            .collect();
+        assert_eq!(
+            vars,
+            [
+                ("G", "g", true),
+                ("AWS_S3_USE_SSL", "false", true),
+                ("QUOTED", "no", true),
+                ("ON_OFF", "true", true),
+                ("RAW", "$X", false),
+            ]
+        );
+        // `cijob show` prints what the job means.
+        assert_eq!(j.resolved["allow_failure"], Value::Bool(true));
+        // A quoted boolean is a string, which GitLab refuses for these keywords.
+        assert!(job("script: [x]\nallow_failure: 'yes'\n")
+            .unwrap_err()
+            .contains("allow_failure must be true, false"));
+        assert!(
+            job("script: [x]\nvariables: {A: {value: a, expand: 'false'}}\n")
+                .unwrap_err()
+                .contains("expand must be true or false")
+        );
     }
 
     #[test]
