@@ -9,7 +9,15 @@ use crate::plan::script::{self, shell_escape};
 use crate::plan::spec::{Attach, ContainerSpec, HealthPorts, Labels, NetworkSpec, VolumeSpec};
 use crate::plan::RunPlan;
 
-pub fn render(plan: &RunPlan) -> String {
+/// The engine the script talks to: the one `cijob run` would use, pinned by environment
+/// variables so that the script does not depend on the shell it runs in.
+#[derive(Debug, Default)]
+pub struct Target {
+    pub describe: String,
+    pub exports: Vec<String>,
+}
+
+pub fn render(plan: &RunPlan, target: &Target) -> String {
     let masked: Vec<&str> = plan
         .variables
         .iter()
@@ -29,7 +37,13 @@ pub fn render(plan: &RunPlan) -> String {
             masked.join(" ")
         ));
     }
-    s.push_str("set -euo pipefail\n\n");
+    s.push_str("set -euo pipefail\n");
+    s.push_str(&format!("# The engine: {}\n", target.describe));
+    for line in &target.exports {
+        s.push_str(line);
+        s.push('\n');
+    }
+    s.push('\n');
     s.push_str(&cleanup(plan));
     if !plan.keep {
         s.push_str("trap cleanup EXIT\n");
