@@ -34,6 +34,8 @@ pub struct ContainerState {
     pub running: bool,
     pub exit_code: Option<i64>,
     pub ip: Option<String>,
+    /// The gateway of the network that address is on (the engine's side of the bridge).
+    pub gateway: Option<String>,
     pub exposed_tcp_ports: Vec<u16>,
     pub env: Vec<String>,
     pub status: String,
@@ -463,14 +465,16 @@ impl Engine {
             .map_err(|e| self.err("inspecting container", e))?;
         let state = c.state.unwrap_or_default();
         let config = c.config.unwrap_or_default();
-        let ip = c
+        // The first network with an address, and its gateway.
+        let (ip, gateway) = c
             .network_settings
             .and_then(|n| n.networks)
             .and_then(|nets| {
-                nets.values()
-                    .filter_map(|n| n.ip_address.clone())
-                    .find(|ip| !ip.is_empty())
-            });
+                nets.into_values()
+                    .find(|n| n.ip_address.as_deref().is_some_and(|ip| !ip.is_empty()))
+                    .map(|n| (n.ip_address, n.gateway.filter(|g| !g.is_empty())))
+            })
+            .unwrap_or_default();
         let mut ports: Vec<u16> = config
             .exposed_ports
             .unwrap_or_default()
@@ -486,6 +490,7 @@ impl Engine {
             running: state.running.unwrap_or(false),
             exit_code: state.exit_code,
             ip,
+            gateway,
             exposed_tcp_ports: ports,
             env: config.env.unwrap_or_default(),
             status: state.status.map(|s| s.to_string()).unwrap_or_default(),
