@@ -817,15 +817,12 @@ fn client(endpoint: &Endpoint) -> Result<(Docker, Option<SshFailure>), String> {
     }
 }
 
-/// A hyper client over `connector`, as a bollard transport (the body type is bollard's).
-fn hyper_transport<C, B>(
-    connector: C,
-) -> impl Fn(
-    hyper::Request<B>,
-) -> std::pin::Pin<
+type Answer = std::pin::Pin<
     Box<dyn Future<Output = Result<hyper::Response<hyper::body::Incoming>, BollardError>> + Send>,
-> + Send
-       + Sync
+>;
+
+/// A hyper client over `connector`, as a bollard transport (the body type is bollard's).
+fn hyper_transport<C, B>(connector: C) -> impl Fn(hyper::Request<B>) -> Answer + Send + Sync
 where
     C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
     B: hyper::body::Body + Send + Unpin + 'static,

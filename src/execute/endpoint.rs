@@ -161,7 +161,7 @@ impl Endpoint {
 
     /// Shell lines that make the docker CLI target this same engine (for `cijob plan`).
     pub fn shell_exports(&self) -> Vec<String> {
-        let q = crate::plan::script::shell_escape;
+        let q = crate::plan::recipe::arg;
         let mut lines = Vec::new();
         if let Some(dir) = &self.docker_config {
             lines.push(format!(
