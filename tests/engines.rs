@@ -177,10 +177,13 @@ fn unreachable_network_a_service_opening_after_two_seconds_is_seen_at_once_from_
         text.contains("hello from") && !text.contains("probably didn't start properly"),
         "{text}"
     );
-    // Noticed within 100 ms of the port opening (the test allows 250 for a busy machine).
+    // The goal is 100 ms from the port opening: about 80 ms measured on its own here, but
+    // each look is a `docker exec`, which took up to 0.5 s while the whole suite ran on the
+    // 2-core machine (load 11); the test allows 0.75 s so that it tells a broken inside
+    // path (30 s, or a warning) from a busy machine.
     let noticed = health_done - listening;
     assert!(
-        (0.0..0.25).contains(&noticed),
+        (0.0..0.75).contains(&noticed),
         "readiness noticed {noticed:.3} s after the port opened\n{text}"
     );
     // The bound is 2.5 s from the service's start: 2 s of its delay, the check, then
