@@ -53,6 +53,22 @@ docker rm -f -v s$id >/dev/null; docker volume rm v$id >/dev/null
 SH
 compare "$RUNS" svc "$CIJOB run svc" "bash by-hand.sh"
 
+echo "== the same service job where the host cannot dial containers (unshare --net: Docker Desktop's view)"
+# cijob looks from inside the job's network; by hand, the same docker commands with the
+# wait done the same way (docker exec cat /proc/net/tcp in the service).
+cat > "$WORK/svc/by-hand-inside.sh" <<'SH'
+set -e
+id=$$-$RANDOM
+docker volume create v$id >/dev/null
+docker run -d --name s$id -v v$id:/builds cijob-test/svc-tcp >/dev/null
+ip=$(docker inspect -f '{{.NetworkSettings.IPAddress}}' s$id)
+until docker exec s$id cat /proc/net/tcp | awk '$4 == "0A" && $2 ~ /:1F90$/ { f = 1 } END { exit !f }'; do sleep 0.05; done
+docker run --rm --add-host web:$ip -v v$id:/builds cijob-test/busybox sh -c 'wget -qO- http://web:8080/' >/dev/null
+docker rm -f -v s$id >/dev/null; docker volume rm v$id >/dev/null
+SH
+cd "$WORK/svc"
+hyperfine --warmup 2 --runs "$RUNS" "unshare --net $CIJOB run svc" "unshare --net bash by-hand-inside.sh"
+
 echo "== a job printing 2 million short lines (output throughput)"
 project flood 'flood:\n  image: cijob-test/busybox\n  script: [seq 2000000]\n'
 compare "${RUNS_FLOOD:-3}" flood "$CIJOB run flood >/dev/null 2>&1" \

@@ -5,6 +5,7 @@
 #   2. start dockerd in the background if the engine does not answer
 #   3. build the local fixture images (fixtures/images/build.sh; no Docker Hub needed)
 #   4. start two private registries on 127.0.0.1:5000/5001 (fixtures/registry/start.sh)
+#   5. Podman, socat and sshd for the engine tests (scripts/setup-podman.sh)
 # Safe to re-run: it only installs/starts/builds what is missing.
 # Extra arguments are passed to fixtures/images/build.sh (e.g. --force).
 set -euo pipefail
@@ -73,3 +74,7 @@ log "building fixture images"
 # --- 4. private registries for the registry tests ----------------------------------
 log "starting the test registries"
 "${SUDO[@]}" "$ROOT/fixtures/registry/start.sh"
+
+# --- 5. Podman (tests/podman.rs) and the tools of tests/engines.rs --------------------
+log "setting up Podman"
+"${SUDO[@]}" "$ROOT/scripts/setup-podman.sh"

@@ -7,6 +7,7 @@ use crate::cli::config::{DebugMode, RunConfig};
 use crate::cli::listing;
 use crate::error::Error;
 use crate::execute::docker::Engine;
+use crate::execute::endpoint::{self, Endpoint};
 use crate::execute::leftovers;
 use crate::execute::run::{self, ProjectSource};
 use crate::model::{Job, Pipeline};
@@ -42,17 +43,31 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<(), Error> {
         Command::Plan(args) => run_job(&cli, args, &cwd, ui, true),
         Command::Shell { job } => {
             let job = label_name(&cli, &cwd, job.as_deref());
-            runtime()?.block_on(shell(job.as_deref()))
+            let endpoint = endpoint(&cli)?;
+            runtime()?.block_on(shell(&endpoint, job.as_deref()))
         }
         Command::Clean { job } => {
             let job = label_name(&cli, &cwd, job.as_deref());
-            runtime()?.block_on(clean(ui, job.as_deref()))
+            let endpoint = endpoint(&cli)?;
+            runtime()?.block_on(clean(&endpoint, ui, job.as_deref()))
         }
         Command::Completions { shell } => {
             print(&crate::cli::complete::registration(*shell));
             Ok(())
         }
     }
+}
+
+/// The engine the command line and the environment choose, as the docker CLI would.
+fn endpoint(cli: &Cli) -> Result<Endpoint, Error> {
+    let flags = endpoint::Flags {
+        host: cli.host.clone(),
+        context: cli.context.clone(),
+    };
+    endpoint::select(&flags, &endpoint::Environment::from_process()).map_err(|e| match e {
+        endpoint::SelectError::Conflict => Error::Usage(e.to_string()),
+        endpoint::SelectError::Invalid(m) => Error::Docker(m),
+    })
 }
 
 fn print(text: &str) {
@@ -179,8 +194,13 @@ fn run_job(cli: &Cli, args: &RunArgs, cwd: &Path, ui: &Ui, dry_run: bool) -> Res
         pid: std::process::id(),
     })?;
     let ui = ui.with_secrets(plan.secrets.clone());
+    let endpoint = endpoint(cli)?;
     if dry_run {
-        print(&crate::plan::recipe::render(&plan));
+        let target = crate::plan::recipe::Target {
+            describe: endpoint.describe(),
+            exports: endpoint.shell_exports(),
+        };
+        print(&crate::plan::recipe::render(&plan, &target));
         return Ok(());
     }
     let files: Vec<PathBuf> = git::project_files(&location.project_root).map_err(|e| {
@@ -194,7 +214,7 @@ fn run_job(cli: &Cli, args: &RunArgs, cwd: &Path, ui: &Ui, dry_run: bool) -> Res
         files,
     };
     runtime()?.block_on(async {
-        let engine = Engine::connect().await?;
+        let engine = Engine::connect(&endpoint).await?;
         if let Some(w) = dead_runs_warning(&engine).await {
             ui.warning(&w);
         }
@@ -246,11 +266,11 @@ fn no_job_message(pipeline: &Pipeline) -> String {
 }
 
 /// A shell in a kept build container, where the job left off.
-async fn shell(job: Option<&str>) -> Result<(), Error> {
+async fn shell(endpoint: &Endpoint, job: Option<&str>) -> Result<(), Error> {
     if !interactive() {
         return Err(Error::Usage("cijob shell needs a terminal".to_string()));
     }
-    let engine = Engine::connect().await?;
+    let engine = Engine::connect(endpoint).await?;
     let build = engine
         .containers_with(&selector(job))
         .await?
@@ -281,8 +301,8 @@ async fn shell(job: Option<&str>) -> Result<(), Error> {
 }
 
 /// Remove what kept or crashed runs left behind, never what a live run is using.
-async fn clean(ui: &Ui, job: Option<&str>) -> Result<(), Error> {
-    let engine = Engine::connect().await?;
+async fn clean(endpoint: &Endpoint, ui: &Ui, job: Option<&str>) -> Result<(), Error> {
+    let engine = Engine::connect(endpoint).await?;
     let managed = selector(job);
     let mut removed = 0;
     for o in engine.objects_with(&managed).await? {

@@ -62,6 +62,16 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub allow_missing_includes: bool,
 
+    /// Docker engine to connect to (unix://, tcp://, ssh://, npipe://), as `docker -H`;
+    /// the default follows the docker CLI: --context, DOCKER_HOST, DOCKER_CONTEXT, then
+    /// the current context of ~/.docker/config.json
+    #[arg(short = 'H', long = "host", global = true, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// Docker context to use (`docker context ls`), as `docker --context`
+    #[arg(short = 'c', long = "context", global = true, value_name = "NAME")]
+    pub context: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -24,6 +24,8 @@ use tokio::io::AsyncWrite;
 use tokio::sync::RwLock;
 
 use crate::error::Error;
+use crate::execute::endpoint::{Endpoint, Host};
+use crate::execute::{ssh, tls};
 use crate::plan::spec::{Attach, ContainerSpec, NetworkSpec, VolumeSpec};
 
 /// What a service container looks like once started.
@@ -32,6 +34,8 @@ pub struct ContainerState {
     pub running: bool,
     pub exit_code: Option<i64>,
     pub ip: Option<String>,
+    /// The gateway of the network that address is on (the engine's side of the bridge).
+    pub gateway: Option<String>,
     pub exposed_tcp_ports: Vec<u16>,
     pub env: Vec<String>,
     pub status: String,
@@ -78,13 +82,9 @@ pub struct Engine {
     docker: Docker,
     /// Held (shared) by every request that creates something, until the daemon answers.
     in_flight: Arc<RwLock<()>>,
-}
-
-fn describe_host() -> String {
-    match std::env::var("DOCKER_HOST") {
-        Ok(h) if !h.is_empty() => format!("DOCKER_HOST={h}"),
-        _ => "unix:///var/run/docker.sock".to_string(),
-    }
+    /// Where the engine is and where that came from (`DOCKER_HOST=...`), for errors.
+    at: Arc<str>,
+    local: bool,
 }
 
 /// Turn a bollard error into a user-facing message without Debug noise. Transport errors
@@ -125,13 +125,6 @@ fn is_transport(e: &BollardError) -> bool {
 /// when busy; this only bounds the cases where no answer would ever come.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
-fn lost(cause: String) -> Error {
-    Error::DaemonLost {
-        host: describe_host(),
-        cause,
-    }
-}
-
 pub fn is_not_found(e: &BollardError) -> bool {
     matches!(
         e,
@@ -142,35 +135,74 @@ pub fn is_not_found(e: &BollardError) -> bool {
     )
 }
 
-fn docker_err(what: &str, e: BollardError) -> Error {
-    let cause = format!("{what}: {}", message(&e));
-    if is_transport(&e) {
-        lost(cause)
-    } else {
-        Error::Docker(cause)
-    }
-}
-
 impl Engine {
-    /// Connect and check that the daemon answers, with a hint when it does not.
-    pub async fn connect() -> Result<Self, Error> {
-        let unreachable = |e: String| {
+    /// Connect to the chosen engine and check that it answers; when it does not, the error
+    /// names where the engine came from and why (`DOCKER_HOST=ssh://me@box: ssh exited with
+    /// 255: Permission denied (publickey)`), with a hint.
+    pub async fn connect(endpoint: &Endpoint) -> Result<Self, Error> {
+        let at = endpoint.describe();
+        let unreachable = |cause: String| {
             Error::Docker(format!(
-                "{e} (at {}).\nhint: is the Docker daemon running? Start it (e.g. `sudo systemctl start docker` or `dockerd &`), or point DOCKER_HOST at it.",
-                describe_host()
+                "{at}: {cause}\nhint: is the engine running? Start it (`sudo systemctl start docker`, `dockerd &`, `colima start`, `podman system service`...), or choose another with --host, --context, DOCKER_HOST or DOCKER_CONTEXT."
             ))
         };
-        let docker = Docker::connect_with_defaults().map_err(|e| unreachable(message(&e)))?;
-        let docker = docker
-            .with_timeout(Duration::from_secs(120))
-            .negotiate_version()
-            .await
-            .map_err(|e| unreachable(message(&e)))?;
-        docker.ping().await.map_err(|e| unreachable(message(&e)))?;
+        // A missing socket says so plainly (bollard's error would not name the file).
+        if let Host::Unix(path) = &endpoint.host {
+            if !path.exists() {
+                return Err(unreachable("no such file".to_string()));
+            }
+        }
+        let (docker, ssh_failure) = client(endpoint).map_err(&unreachable)?;
+        let answer = async {
+            let docker = docker
+                .with_timeout(Duration::from_secs(120))
+                .negotiate_version()
+                .await?;
+            docker.ping().await.map(|_| docker)
+        };
+        let docker = match answer.await {
+            Ok(d) => d,
+            Err(e) => {
+                // ssh's own words say more than the closed connection did; its process
+                // may need a moment to report them.
+                if let Some(failure) = ssh_failure {
+                    for _ in 0..40 {
+                        if let Some(f) = failure.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+                            return Err(unreachable(f));
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+                return Err(unreachable(message(&e)));
+            }
+        };
         Ok(Self {
             docker,
             in_flight: Arc::default(),
+            at: at.into(),
+            local: endpoint.is_local(),
         })
+    }
+
+    /// Whether the engine runs on this machine (see `Endpoint::is_local`).
+    pub fn is_local(&self) -> bool {
+        self.local
+    }
+
+    fn lost(&self, cause: String) -> Error {
+        Error::DaemonLost {
+            host: self.at.to_string(),
+            cause,
+        }
+    }
+
+    fn err(&self, what: &str, e: BollardError) -> Error {
+        let cause = format!("{what}: {}", message(&e));
+        if is_transport(&e) {
+            self.lost(cause)
+        } else {
+            Error::Docker(cause)
+        }
     }
 
     /// Local image id, or `None` when the image is not present.
@@ -178,7 +210,7 @@ impl Engine {
         match self.docker.inspect_image(image).await {
             Ok(i) => Ok(i.id),
             Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(docker_err(&format!("inspecting image {image}"), e)),
+            Err(e) => Err(self.err(&format!("inspecting image {image}"), e)),
         }
     }
 
@@ -213,7 +245,7 @@ impl Engine {
                     current: info.progress_detail.as_ref().and_then(|p| p.current),
                     total: info.progress_detail.as_ref().and_then(|p| p.total),
                 }),
-                Err(e) => Err(docker_err(&format!("failed to pull image \"{name}\""), e)),
+                Err(e) => Err(self.err(&format!("failed to pull image \"{name}\""), e)),
             })
     }
 
@@ -248,7 +280,7 @@ impl Engine {
         let docker = self.docker.clone();
         self.creating(async move { docker.create_volume(req).await })
             .await
-            .map_err(|e| docker_err(&format!("creating volume {}", v.name), e))?;
+            .map_err(|e| self.err(&format!("creating volume {}", v.name), e))?;
         Ok(())
     }
 
@@ -262,7 +294,7 @@ impl Engine {
         let docker = self.docker.clone();
         self.creating(async move { docker.create_network(req).await })
             .await
-            .map_err(|e| docker_err(&format!("creating network {}", n.name), e))?;
+            .map_err(|e| self.err(&format!("creating network {}", n.name), e))?;
         Ok(())
     }
 
@@ -337,7 +369,7 @@ impl Engine {
         let created = self
             .creating(async move { docker.create_container(Some(options), body).await })
             .await
-            .map_err(|e| docker_err(&format!("creating container {}", spec.name), e))?;
+            .map_err(|e| self.err(&format!("creating container {}", spec.name), e))?;
         Ok(created.id)
     }
 
@@ -370,7 +402,7 @@ impl Engine {
             Err(BollardError::DockerResponseServerError {
                 status_code: 304, ..
             }) => Ok(()),
-            Err(e) => Err(docker_err("stopping container", e)),
+            Err(e) => Err(self.err("stopping container", e)),
         }
     }
 
@@ -388,7 +420,7 @@ impl Engine {
             .docker
             .attach_container(id, Some(options))
             .await
-            .map_err(|e| docker_err("attaching to container", e))?;
+            .map_err(|e| self.err("attaching to container", e))?;
         Ok(Attached {
             output: res.output,
             input: res.input,
@@ -404,11 +436,11 @@ impl Engine {
         match stream.next().await {
             Some(Ok(r)) => Ok(r.status_code),
             Some(Err(BollardError::DockerContainerWaitError { code, .. })) => Ok(code),
-            Some(Err(e)) => Err(docker_err("waiting for container", e)),
+            Some(Err(e)) => Err(self.err("waiting for container", e)),
             // The daemon always ends a wait with a status: the connection closed under it.
-            None => Err(lost(
-                "waiting for container: the answer ended without a status".into(),
-            )),
+            None => {
+                Err(self.lost("waiting for container: the answer ended without a status".into()))
+            }
         }
     }
 
@@ -417,8 +449,8 @@ impl Engine {
     pub async fn probe(&self) -> Result<(), Error> {
         match tokio::time::timeout(PROBE_TIMEOUT, self.docker.ping()).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(lost(format!("checking that it answers: {}", message(&e)))),
-            Err(_) => Err(lost(format!(
+            Ok(Err(e)) => Err(self.lost(format!("checking that it answers: {}", message(&e)))),
+            Err(_) => Err(self.lost(format!(
                 "it did not answer a ping within {} s",
                 PROBE_TIMEOUT.as_secs()
             ))),
@@ -430,17 +462,19 @@ impl Engine {
             .docker
             .inspect_container(id, None)
             .await
-            .map_err(|e| docker_err("inspecting container", e))?;
+            .map_err(|e| self.err("inspecting container", e))?;
         let state = c.state.unwrap_or_default();
         let config = c.config.unwrap_or_default();
-        let ip = c
+        // The first network with an address, and its gateway.
+        let (ip, gateway) = c
             .network_settings
             .and_then(|n| n.networks)
             .and_then(|nets| {
-                nets.values()
-                    .filter_map(|n| n.ip_address.clone())
-                    .find(|ip| !ip.is_empty())
-            });
+                nets.into_values()
+                    .find(|n| n.ip_address.as_deref().is_some_and(|ip| !ip.is_empty()))
+                    .map(|n| (n.ip_address, n.gateway.filter(|g| !g.is_empty())))
+            })
+            .unwrap_or_default();
         let mut ports: Vec<u16> = config
             .exposed_ports
             .unwrap_or_default()
@@ -456,6 +490,7 @@ impl Engine {
             running: state.running.unwrap_or(false),
             exit_code: state.exit_code,
             ip,
+            gateway,
             exposed_tcp_ports: ports,
             env: config.env.unwrap_or_default(),
             status: state.status.map(|s| s.to_string()).unwrap_or_default(),
@@ -513,7 +548,7 @@ impl Engine {
         self.docker
             .upload_to_container(id, Some(options), bollard::body_try_stream(tar))
             .await
-            .map_err(|e| docker_err("copying the project into the build container", e))
+            .map_err(|e| self.err("copying the project into the build container", e))
     }
 
     async fn remove_container(&self, id: &str) -> Result<(), Error> {
@@ -529,7 +564,7 @@ impl Engine {
             Err(BollardError::DockerResponseServerError {
                 status_code: 409, ..
             }) => Ok(()),
-            Err(e) => Err(docker_err(&format!("removing container {id}"), e)),
+            Err(e) => Err(self.err(&format!("removing container {id}"), e)),
         }
     }
 
@@ -537,7 +572,7 @@ impl Engine {
         match self.docker.remove_network(name).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(docker_err(&format!("removing network {name}"), e)),
+            Err(e) => Err(self.err(&format!("removing network {name}"), e)),
         }
     }
 
@@ -546,7 +581,7 @@ impl Engine {
         match self.docker.remove_volume(name, Some(options)).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(docker_err(&format!("removing volume {name}"), e)),
+            Err(e) => Err(self.err(&format!("removing volume {name}"), e)),
         }
     }
 
@@ -572,7 +607,7 @@ impl Engine {
             .docker
             .create_exec(id, config)
             .await
-            .map_err(|e| docker_err("starting a process in the container", e))?;
+            .map_err(|e| self.err("starting a process in the container", e))?;
         let options = bollard::exec::StartExecOptions {
             detach: false,
             tty,
@@ -582,7 +617,7 @@ impl Engine {
             .docker
             .start_exec(&created.id, Some(options))
             .await
-            .map_err(|e| docker_err("starting a process in the container", e))?
+            .map_err(|e| self.err("starting a process in the container", e))?
         {
             bollard::exec::StartExecResults::Attached { output, input } => {
                 Ok((created.id, Attached { output, input }))
@@ -599,7 +634,7 @@ impl Engine {
             .docker
             .inspect_exec(exec_id)
             .await
-            .map_err(|e| docker_err("inspecting a process in the container", e))?;
+            .map_err(|e| self.err("inspecting a process in the container", e))?;
         Ok(if r.running == Some(true) {
             None
         } else {
@@ -641,7 +676,7 @@ impl Engine {
             .docker
             .list_containers(Some(options))
             .await
-            .map_err(|e| docker_err("listing containers", e))?;
+            .map_err(|e| self.err("listing containers", e))?;
         Ok(list
             .into_iter()
             .map(|c| Managed {
@@ -686,7 +721,7 @@ impl Engine {
             .docker
             .list_networks(Some(options))
             .await
-            .map_err(|e| docker_err("listing networks", e))?;
+            .map_err(|e| self.err("listing networks", e))?;
         Ok(list
             .into_iter()
             .map(|n| Managed {
@@ -707,7 +742,7 @@ impl Engine {
             .docker
             .list_volumes(Some(options))
             .await
-            .map_err(|e| docker_err("listing volumes", e))?;
+            .map_err(|e| self.err("listing volumes", e))?;
         Ok(list
             .volumes
             .unwrap_or_default()
@@ -725,6 +760,83 @@ impl Engine {
 
 fn label_filter(label: &str) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_string(), vec![label.to_string()])])
+}
+
+type SshFailure = Arc<std::sync::Mutex<Option<String>>>;
+
+/// A bollard client for the endpoint (nothing is sent yet). TLS and ssh go through custom
+/// transports: bollard's TLS needs all three files and always verifies, and its ssh starts
+/// an OpenSSH master per connection that accepts unknown host keys.
+fn client(endpoint: &Endpoint) -> Result<(Docker, Option<SshFailure>), String> {
+    const TIMEOUT: u64 = 120;
+    let version = bollard::API_DEFAULT_VERSION;
+    match (&endpoint.host, &endpoint.tls) {
+        (Host::Unix(path), _) => {
+            Docker::connect_with_unix(&path.to_string_lossy(), TIMEOUT, version)
+                .map(|d| (d, None))
+                .map_err(|e| message(&e))
+        }
+        (Host::Tcp { host, port }, None) => {
+            Docker::connect_with_http(&format!("tcp://{host}:{port}"), TIMEOUT, version)
+                .map(|d| (d, None))
+                .map_err(|e| message(&e))
+        }
+        (Host::Tcp { host, port }, Some(t)) => {
+            let config = tls::client_config(t)?;
+            let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+            http.enforce_http(false);
+            let https = hyper_rustls::HttpsConnector::from((http, config));
+            Docker::connect_with_custom_transport(
+                hyper_transport(https),
+                Some(format!("https://{host}:{port}")),
+                TIMEOUT,
+                version,
+            )
+            .map(|d| (d, None))
+            .map_err(|e| message(&e))
+        }
+        (Host::Ssh { .. }, _) => {
+            let connector = ssh::SshConnector::new(&endpoint.host);
+            let failure = connector.failure.clone();
+            // The address only names the HTTP requests; the connector ignores it.
+            Docker::connect_with_custom_transport(
+                hyper_transport(connector),
+                Some("http://docker.ssh"),
+                TIMEOUT,
+                version,
+            )
+            .map(|d| (d, Some(failure)))
+            .map_err(|e| message(&e))
+        }
+        #[cfg(windows)]
+        (Host::Npipe(path), _) => Docker::connect_with_named_pipe(path, TIMEOUT, version)
+            .map(|d| (d, None))
+            .map_err(|e| message(&e)),
+        #[cfg(not(windows))]
+        (Host::Npipe(_), _) => Err("npipe:// exists only on Windows".to_string()),
+    }
+}
+
+type Answer = std::pin::Pin<
+    Box<dyn Future<Output = Result<hyper::Response<hyper::body::Incoming>, BollardError>> + Send>,
+>;
+
+/// A hyper client over `connector`, as a bollard transport (the body type is bollard's).
+fn hyper_transport<C, B>(connector: C) -> impl Fn(hyper::Request<B>) -> Answer + Send + Sync
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut builder =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
+    builder.pool_idle_timeout(Duration::from_secs(30));
+    let client = Arc::new(builder.build::<C, B>(connector));
+    move |req| {
+        let client = client.clone();
+        Box::pin(async move { client.request(req).await.map_err(BollardError::from) })
+    }
 }
 
 #[derive(Debug, Clone)]

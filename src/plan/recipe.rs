@@ -3,13 +3,22 @@
 //! spec `cijob run` hands to the engine, one function per kind of object. Masked values are
 //! never printed: the script takes them from the caller's environment (`-e KEY`).
 
+use crate::execute::health::PROBE_COMMAND;
 use crate::model::Variable;
 use crate::plan::limits::{self, Resources};
 use crate::plan::script::{self, shell_escape};
 use crate::plan::spec::{Attach, ContainerSpec, HealthPorts, Labels, NetworkSpec, VolumeSpec};
 use crate::plan::RunPlan;
 
-pub fn render(plan: &RunPlan) -> String {
+/// The engine the script talks to: the one `cijob run` would use, pinned by environment
+/// variables so that the script does not depend on the shell it runs in.
+#[derive(Debug, Default)]
+pub struct Target {
+    pub describe: String,
+    pub exports: Vec<String>,
+}
+
+pub fn render(plan: &RunPlan, target: &Target) -> String {
     let masked: Vec<&str> = plan
         .variables
         .iter()
@@ -29,7 +38,13 @@ pub fn render(plan: &RunPlan) -> String {
             masked.join(" ")
         ));
     }
-    s.push_str("set -euo pipefail\n\n");
+    s.push_str("set -euo pipefail\n");
+    s.push_str(&format!("# The engine: {}\n", target.describe));
+    for line in &target.exports {
+        s.push_str(line);
+        s.push('\n');
+    }
+    s.push('\n');
     s.push_str(&cleanup(plan));
     if !plan.keep {
         s.push_str("trap cleanup EXIT\n");
@@ -243,12 +258,19 @@ fn image_and_command(
     v.extend(rest.iter().chain(cmd).map(|a| arg(a)));
 }
 
-/// The runner's rule (the ports of `HealthPorts`) dialled from the host.
+/// The runner's rule (the ports of `HealthPorts`), each service's sockets read in its
+/// container (`cijob run`'s inside path).
 fn health_check(plan: &RunPlan, timeout_secs: u64) -> String {
     let mut s = format!(
         "# Health check: wait up to {timeout_secs}s for one exposed TCP port (or HEALTHCHECK_TCP_PORT) of each service.\n"
     );
-    s.push_str(&format!("wait_for() {{ # container port...\n  local c=$1 ip; shift\n  ip=$(docker inspect -f '{{{{range .NetworkSettings.Networks}}}}{{{{.IPAddress}}}}{{{{end}}}}' \"$c\")\n  for _ in $(seq {}); do\n    for p in \"$@\"; do (exec 3<>\"/dev/tcp/$ip/$p\") 2>/dev/null && return 0; done\n    sleep 0.05\n  done\n  echo \"*** WARNING: Service $c probably didn't start properly.\" >&2; docker logs \"$c\" >&2 || true\n}}\n", timeout_secs * 20));
+    // Looked at from inside, as `cijob run` does where the host cannot dial containers: a
+    // host dial to an unreachable address can hang for minutes (macOS), this cannot.
+    s.push_str(&format!(
+        "wait_for() {{ # container port...: a socket listening on the port, not on loopback, in {}\n  local c=$1 end=$((SECONDS + {timeout_secs})) table p; shift\n  while [ \"$SECONDS\" -lt \"$end\" ]; do\n    table=$(docker exec \"$c\" {} 2>/dev/null || true)\n    for p in \"$@\"; do\n      awk -v p=\"$(printf %04X \"$p\")\" '$4 == \"0A\" {{ split($2, a, \":\"); if (a[2] == p && a[1] !~ /7F$/ && a[1] != \"00000000000000000000000001000000\") f = 1 }} END {{ exit !f }}' <<<\"$table\" && return 0\n    done\n    sleep 0.05\n  done\n  echo \"*** WARNING: Service $c probably didn't start properly.\" >&2; docker logs \"$c\" >&2 || true\n}}\n",
+        "/proc/net/tcp{,6}",
+        PROBE_COMMAND.join(" ")
+    ));
     for svc in &plan.services {
         let c = &svc.container.name;
         let ports = match &svc.health {
@@ -327,7 +349,7 @@ fn labels(labels: &Labels) -> String {
 /// A word of a docker command: bare when it reads unambiguously to the shell (`:` and `=`
 /// are common in options and harmless past the command's first word), else the runner's
 /// escaping.
-fn arg(s: &str) -> String {
+pub(crate) fn arg(s: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || ",./@_-:=+".contains(c);
     if !s.is_empty() && s.chars().all(plain) {
         s.to_string()

@@ -200,7 +200,7 @@ fn flags_override_config_limits_and_the_recipe_shows_them() {
         p.build.memory_limit(),
         Some((1024 * MIB, MEMORY_FROM_CONFIG))
     );
-    let recipe = crate::plan::recipe::render(&p);
+    let recipe = crate::plan::recipe::render(&p, &Default::default());
     for flag in [
         "--memory 1g",
         "--memory-swap 2g",
@@ -222,7 +222,7 @@ fn flags_override_config_limits_and_the_recipe_shows_them() {
     assert_eq!(p.build.container.resources.nano_cpus, Some(1_500_000_000));
     assert_eq!(p.services[0].container.resources.memory, Some(256 * MIB));
     assert!(!p.services[0].container.resources.oom_kill_disable);
-    let recipe = crate::plan::recipe::render(&p);
+    let recipe = crate::plan::recipe::render(&p, &Default::default());
     assert!(recipe.contains("--memory 1536m") && recipe.contains("--cpus 1.5"));
     // No limits: no flags.
     let p = planned(
@@ -231,7 +231,7 @@ fn flags_override_config_limits_and_the_recipe_shows_them() {
         |_| {},
     )
     .unwrap();
-    let recipe = crate::plan::recipe::render(&p);
+    let recipe = crate::plan::recipe::render(&p, &Default::default());
     assert!(
         !recipe.contains("--memory") && !recipe.contains("--cpus"),
         "{recipe}"
@@ -264,7 +264,7 @@ fn docker_auth_config_is_masked_everywhere() {
         .as_deref()
         .unwrap()
         .contains("pw-123"));
-    let recipe = crate::plan::recipe::render(&p);
+    let recipe = crate::plan::recipe::render(&p, &Default::default());
     assert!(!recipe.contains("pw-123"), "{recipe}");
     // The process environment is the fallback.
     let p = planned(
@@ -337,7 +337,7 @@ fn the_recipe_renders_every_setting_of_the_specs() {
     extra_hosts = ["db:10.0.0.9"]
 "#;
     let p = planned(&job(Some("i")), toml, |_| {}).unwrap();
-    let recipe = crate::plan::recipe::render(&p);
+    let recipe = crate::plan::recipe::render(&p, &Default::default());
     let cache = &p.volumes[1].name;
     for want in [
         "docker volume create --label cijob.managed=true --label cijob.type=cache".to_string(),
