@@ -40,16 +40,21 @@ pub fn client_config(tls: &Tls) -> Result<ClientConfig, String> {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
     };
-    match (&tls.cert, &tls.key) {
+    let mut config = match (&tls.cert, &tls.key) {
         (Some(cert), Some(key)) => {
             let key_der = PrivateKeyDer::from_pem_file(key)
                 .map_err(|e| format!("{}: not a PEM private key: {e}", key.display()))?;
             builder
                 .with_client_auth_cert(certs(cert)?, key_der)
-                .map_err(|e| format!("{} / {}: {e}", cert.display(), key.display()))
+                .map_err(|e| format!("{} / {}: {e}", cert.display(), key.display()))?
         }
-        _ => Ok(builder.with_no_client_auth()),
-    }
+        _ => builder.with_no_client_auth(),
+    };
+    // A full handshake per connection, as the docker CLI does: servers that check client
+    // certificates may refuse a resumed session (OpenSSL without a session id context, e.g.
+    // a TLS proxy in front of the socket), which would fail a run's later requests.
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(config)
 }
 
 fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
