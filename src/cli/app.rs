@@ -5,18 +5,23 @@ use std::path::{Path, PathBuf};
 use crate::cli::args::{Cli, Command, RunArgs};
 use crate::cli::config::{DebugMode, RunConfig};
 use crate::cli::listing;
+use crate::error::ConfigError;
 use crate::error::Error;
 use crate::execute::docker::Engine;
 use crate::execute::endpoint::{self, Endpoint};
 use crate::execute::leftovers;
 use crate::execute::run::{self, ProjectSource};
+use crate::execute::store;
 use crate::model::{Job, Pipeline};
+use crate::plan::artifacts::Received;
 use crate::plan::labels::{LABEL_JOB, LABEL_MANAGED, LABEL_TYPE, TYPE_BUILD};
-use crate::plan::{self, PlanInput};
+use crate::plan::{self, Handover, PlanInput, RunPlan};
 use crate::project::discover::{self, ConfigLocation};
 use crate::project::git;
 use crate::project::git::GitInfo;
+use crate::project::name_rules;
 use crate::resolve::job_name::{self, Lookup};
+use crate::resolve::needs;
 use crate::resolve::pipeline as loader;
 use crate::ui::Ui;
 
@@ -46,7 +51,11 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<(), Error> {
             let endpoint = endpoint(&cli)?;
             runtime()?.block_on(shell(&endpoint, job.as_deref()))
         }
-        Command::Clean { job } => {
+        Command::Clean {
+            artifacts, cache, ..
+        } if *artifacts || *cache => clean_store(&cli, &cwd, ui, *artifacts, *cache),
+        Command::Artifacts { job, out } => artifacts(&cli, &cwd, ui, job, out.as_deref()),
+        Command::Clean { job, .. } => {
             let job = label_name(&cli, &cwd, job.as_deref());
             let endpoint = endpoint(&cli)?;
             runtime()?.block_on(clean(&endpoint, ui, job.as_deref()))
@@ -184,23 +193,41 @@ fn run_job(cli: &Cli, args: &RunArgs, cwd: &Path, ui: &Ui, dry_run: bool) -> Res
         .unwrap_or(&location.file)
         .display()
         .to_string();
-    let run_id = plan::names::new_run_id();
-    let plan = plan::plan(&PlanInput {
-        job,
-        git: &git,
-        config: &config,
-        run_id: &run_id,
-        config_path: &config_path,
-        pid: std::process::id(),
-    })?;
-    let ui = ui.with_secrets(plan.secrets.clone());
+    // `--needs`: the jobs this one receives artifacts from first, in pipeline order.
+    let mut jobs: Vec<&Job> = if config.needs {
+        needs::chain(&pipeline, job).map_err(|e| Error::Config(ConfigError::new(e)))?
+    } else {
+        Vec::new()
+    };
+    jobs.push(job);
+    let store = project_store(&location, &git)?;
+    // Planned just before it runs: a job's plan holds what the store has of the jobs before it.
+    let plan_job = |job: &Job| -> Result<RunPlan, Error> {
+        let handover = handover(&pipeline, job, &location, &store)?;
+        plan::plan(&PlanInput {
+            job,
+            git: &git,
+            config: &config,
+            run_id: &plan::names::new_run_id(),
+            config_path: &config_path,
+            pid: std::process::id(),
+            handover: &handover,
+        })
+    };
     let endpoint = endpoint(cli)?;
     if dry_run {
         let target = crate::plan::recipe::Target {
             describe: endpoint.describe(),
             exports: endpoint.shell_exports(),
         };
-        print(&crate::plan::recipe::render(&plan, &target));
+        let plans = jobs
+            .iter()
+            .map(|j| plan_job(j))
+            .collect::<Result<Vec<_>, _>>()?;
+        print(&match plans.as_slice() {
+            [one] => crate::plan::recipe::render(one, &target),
+            all => crate::plan::recipe::render_chain(all, &target),
+        });
         return Ok(());
     }
     let files: Vec<PathBuf> = git::project_files(&location.project_root).map_err(|e| {
@@ -218,8 +245,129 @@ fn run_job(cli: &Cli, args: &RunArgs, cwd: &Path, ui: &Ui, dry_run: bool) -> Res
         if let Some(w) = dead_runs_warning(&engine).await {
             ui.warning(&w);
         }
-        run::execute(&engine, &plan, &project, &ui).await
+        for (i, job) in jobs.iter().enumerate() {
+            if jobs.len() > 1 {
+                ui.info(&format!(
+                    "cijob --needs: job {} of {}: {}",
+                    i + 1,
+                    jobs.len(),
+                    job.name
+                ));
+            }
+            let plan = plan_job(job)?;
+            let ui = ui.with_secrets(plan.secrets.clone());
+            // A failure stops the chain; a job allowed to fail returns Ok and the chain goes on.
+            run::execute(&engine, &plan, &project, &ui).await?;
+        }
+        Ok(())
     })
+}
+
+/// The project's folder in cijob's store.
+fn project_store(location: &ConfigLocation, git: &GitInfo) -> Result<PathBuf, Error> {
+    let root = store::root().ok_or_else(|| {
+        Error::Failed(
+            "cannot find a folder for cijob's store of artifacts and caches: set CIJOB_STORE_DIR, XDG_CACHE_HOME or HOME".to_string(),
+        )
+    })?;
+    let slug = name_rules::slugify(&format!("{}/{}", git.namespace, git.project));
+    Ok(store::project_dir(&root, &location.project_root, &slug))
+}
+
+/// What the store has for `job`: the artifacts (and dotenv variables) of the jobs it
+/// receives, and the commits its `cache:key:files` hash.
+fn handover(
+    pipeline: &Pipeline,
+    job: &Job,
+    location: &ConfigLocation,
+    store: &Path,
+) -> Result<Handover, Error> {
+    let mut handover = Handover {
+        store: store.to_path_buf(),
+        ..Handover::default()
+    };
+    handover.received = needs::sources(pipeline, job)
+        .map_err(|e| Error::Config(ConfigError::new(e)))?
+        .into_iter()
+        // Only a job with `artifacts:` has anything to hand over.
+        .filter(|s| {
+            pipeline
+                .job(&s.job)
+                .is_some_and(|j| j.artifacts.as_ref().is_some_and(|a| !a.is_null()))
+        })
+        .map(|s| Received {
+            stored: store::stored(&handover.artifacts_dir(&s.job)),
+            job: s.job,
+        })
+        .collect();
+    handover.key_commits = crate::plan::cache::key_files(job)
+        .into_iter()
+        .filter_map(|f| Some((f.clone(), git::last_commit(&location.project_root, &f)?)))
+        .collect();
+    Ok(handover)
+}
+
+/// `cijob artifacts JOB [--out DIR]`.
+fn artifacts(cli: &Cli, cwd: &Path, ui: &Ui, name: &str, out: Option<&Path>) -> Result<(), Error> {
+    let (location, pipeline, git) = load(cli, cwd, ui)?;
+    let job = find_job(&pipeline, name)?;
+    let store = project_store(&location, &git)?;
+    let dir = Handover {
+        store,
+        ..Handover::default()
+    }
+    .artifacts_dir(&job.name);
+    let Some((meta, archive)) = store::read(&dir) else {
+        return Err(Error::Failed(format!(
+            "no stored artifacts of job \"{}\": `cijob run {}` stores them (the job needs `artifacts:`)",
+            job.name,
+            crate::plan::script::shell_escape(name)
+        )));
+    };
+    match out {
+        Some(out) => {
+            let count = match &archive {
+                Some(archive) => store::unpack(archive, out).map_err(|e| {
+                    Error::Failed(format!("copying the artifacts into {}: {e}", out.display()))
+                })?,
+                None => 0,
+            };
+            ui.info(&format!(
+                "Copied {count} files of {} (local run {}) into {}",
+                job.name,
+                meta.finished(),
+                out.display()
+            ));
+        }
+        None => print(
+            &store::listing(&meta, archive.as_deref())
+                .map_err(|e| Error::Failed(format!("reading {}: {e}", dir.display())))?,
+        ),
+    }
+    Ok(())
+}
+
+/// `cijob clean --artifacts / --cache`: the project's folders of the store.
+fn clean_store(cli: &Cli, cwd: &Path, ui: &Ui, artifacts: bool, cache: bool) -> Result<(), Error> {
+    let location = discover::discover(cwd, cli.file.as_deref(), cli.directory.as_deref())?;
+    let git = git::info(&location.project_root);
+    let store = project_store(&location, &git)?;
+    for (wanted, what, noun) in [
+        (artifacts, "artifacts", "artifacts"),
+        (cache, "cache", "caches"),
+    ] {
+        if !wanted {
+            continue;
+        }
+        let removed = store::remove(&store, what)
+            .map_err(|e| Error::Failed(format!("removing {}: {e}", store.join(what).display())))?;
+        ui.info(&if removed {
+            format!("cijob clean: removed the stored {noun} of this project")
+        } else {
+            format!("cijob clean: no stored {noun} for this project")
+        });
+    }
+    Ok(())
 }
 
 /// The fuzzy job picker: each job with its stage and image.

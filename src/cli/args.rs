@@ -13,6 +13,7 @@ Examples:
   cijob show test:2.2             Print the fully resolved job `test: [2.2]`
   cijob run test                  Run the job `test` on the local Docker daemon
   cijob run test --keep           ... and keep its containers to poke inside
+  cijob run test --needs          Run the jobs test needs first, then test
   cijob -C ../other run lint      Use ../other/.gitlab-ci.yml
   cijob clean                     Remove containers left by kept or crashed runs";
 
@@ -112,11 +113,31 @@ pub enum Command {
         job: Option<String>,
     },
     /// Remove containers, networks and volumes left by kept or crashed runs
-    #[command(after_help = "Examples:\n  cijob clean\n  cijob clean test\n  cijob clean test:2.2")]
+    #[command(
+        after_help = "Examples:\n  cijob clean\n  cijob clean test\n  cijob clean test:2.2\n  cijob clean --artifacts --cache    # this project's stored artifacts and caches"
+    )]
     Clean {
         /// Only what runs of this job left
         #[arg(add = ArgValueCompleter::new(complete::job_names))]
         job: Option<String>,
+        /// Remove this project's stored artifacts instead (see `cijob artifacts`)
+        #[arg(long, conflicts_with = "job")]
+        artifacts: bool,
+        /// Remove this project's stored caches instead
+        #[arg(long, conflicts_with = "job")]
+        cache: bool,
+    },
+    /// List a job's stored artifacts (from its last local run), or copy them out with --out
+    #[command(
+        after_help = "Examples:\n  cijob artifacts build\n  cijob artifacts build:2 --out ./from-build"
+    )]
+    Artifacts {
+        /// The job whose artifacts to show
+        #[arg(add = ArgValueCompleter::new(complete::job_names))]
+        job: String,
+        /// Copy the files into DIR (created if missing) instead of listing them
+        #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+        out: Option<PathBuf>,
     },
     /// Print the shell completion script (job names complete from .gitlab-ci.yml)
     #[command(
@@ -185,6 +206,11 @@ pub struct RunArgs {
     /// Which [[runners]] entry of --runner-config to use (default: the first docker one)
     #[arg(long = "runner", value_name = "NAME")]
     pub runner: Option<String>,
+
+    /// First run the jobs this one receives artifacts from (its needs, dependencies or
+    /// earlier stages, transitively), in pipeline order, stopping at the first that fails
+    #[arg(long)]
+    pub needs: bool,
 
     /// Print the plan (the equivalent docker commands) instead of running
     #[arg(long)]

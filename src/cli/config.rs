@@ -13,6 +13,8 @@ use crate::resolve::duration;
 #[derive(Debug, Clone, Default)]
 pub struct RunConfig {
     pub job: Option<String>,
+    /// `--needs`: run the jobs it receives artifacts from first.
+    pub needs: bool,
     /// CLI variables in order (later wins); masked ones flagged.
     pub vars: Vec<Variable>,
     /// Keys whose values must be masked in all output.
@@ -107,6 +109,7 @@ impl RunConfig {
                 .filter(|s| !s.trim().is_empty()),
             docker_config_file: crate::execute::auth::Sources::default_config_file(),
             job: args.job.clone(),
+            needs: args.needs,
             vars,
             masks: args.masks.clone(),
             pull: args.pull.map(|p| match p {

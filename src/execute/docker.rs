@@ -13,10 +13,10 @@ use bollard::models::{
     NetworkingConfig, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    AttachContainerOptions, CreateContainerOptions, CreateImageOptions, ListContainersOptions,
-    ListNetworksOptions, ListVolumesOptions, LogsOptions, RemoveContainerOptions,
-    RemoveVolumeOptions, StartContainerOptions, StopContainerOptions, UploadToContainerOptions,
-    WaitContainerOptions,
+    AttachContainerOptions, CreateContainerOptions, CreateImageOptions,
+    DownloadFromContainerOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
+    LogsOptions, RemoveContainerOptions, RemoveVolumeOptions, StartContainerOptions,
+    StopContainerOptions, UploadToContainerOptions, WaitContainerOptions,
 };
 use bollard::Docker;
 use futures_util::{Stream, StreamExt};
@@ -541,6 +541,23 @@ impl Engine {
         path: &str,
         tar: impl Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
     ) -> Result<(), Error> {
+        self.upload_as(
+            id,
+            path,
+            tar,
+            "copying the project into the build container",
+        )
+        .await
+    }
+
+    /// `upload`, its error saying `what` was being copied.
+    pub async fn upload_as(
+        &self,
+        id: &str,
+        path: &str,
+        tar: impl Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
+        what: &str,
+    ) -> Result<(), Error> {
         let options = UploadToContainerOptions {
             path: path.to_string(),
             ..Default::default()
@@ -548,7 +565,33 @@ impl Engine {
         self.docker
             .upload_to_container(id, Some(options), bollard::body_try_stream(tar))
             .await
-            .map_err(|e| self.err("copying the project into the build container", e))
+            .map_err(|e| self.err(what, e))
+    }
+
+    /// The tar of `path` in a container (running or not) written to `out`, chunk by chunk:
+    /// its entries are named from the path's last component. `false` when there is no
+    /// such path.
+    pub async fn download(
+        &self,
+        id: &str,
+        path: &str,
+        out: &mut (impl tokio::io::AsyncWrite + Unpin),
+    ) -> Result<bool, Error> {
+        use tokio::io::AsyncWriteExt;
+        let options = DownloadFromContainerOptions {
+            path: path.to_string(),
+        };
+        let mut stream = self.docker.download_from_container(id, Some(options));
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => out.write_all(&bytes).await.map_err(|e| {
+                    Error::Failed(format!("writing {path} from the container: {e}"))
+                })?,
+                Err(e) if is_not_found(&e) => return Ok(false),
+                Err(e) => return Err(self.err(&format!("copying {path} out of the container"), e)),
+            }
+        }
+        Ok(true)
     }
 
     async fn remove_container(&self, id: &str) -> Result<(), Error> {

@@ -2,7 +2,10 @@
 //! the only module that talks to the engine (through bollard); `run` sequences the phases.
 
 pub(crate) mod archive;
+pub(crate) mod artifacts;
 pub(crate) mod auth;
+pub(crate) mod cache;
+pub(crate) mod collect;
 pub(crate) mod debug;
 pub(crate) mod docker;
 pub(crate) mod endpoint;
@@ -13,6 +16,7 @@ pub(crate) mod run;
 pub(crate) mod signals;
 pub(crate) mod ssh;
 pub(crate) mod stage;
+pub(crate) mod store;
 pub(crate) mod terminal;
 pub(crate) mod tls;
 pub(crate) mod verdict;

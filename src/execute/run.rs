@@ -1,6 +1,7 @@
 //! Executing a run plan on the engine, in the runner's order, one function per phase:
 //! volumes and network, services and their health check, the build container, the sources,
-//! `step_script`, `after_script`, the verdict; then cleanup (or `--keep`).
+//! the cache and artifacts received, `step_script`, `after_script`, the cache and artifacts
+//! saved, the verdict; then cleanup (or `--keep`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ use crate::execute::pull::ensure_image;
 use crate::execute::signals::Signals;
 use crate::execute::stage::{run_stage, Stage, StageEnd};
 use crate::execute::verdict::{self, Level, Lines, Outcome, Rules};
-use crate::execute::{archive, debug, health};
+use crate::execute::{archive, artifacts, cache, debug, health};
 use crate::plan::labels::LABEL_RUN;
 use crate::plan::spec::ContainerSpec;
 use crate::plan::{RunPlan, ServicePlan};
@@ -78,6 +79,8 @@ async fn job(
     check_services(engine, plan, &services, ui).await?;
     let build = create_build(engine, plan, &services, ui).await?;
     get_sources(engine, plan, &build, project, ui).await?;
+    cache::restore(engine, plan, &build, ui).await?;
+    artifacts::download(engine, plan, &build, ui).await?;
 
     ui.section("Executing \"step_script\" stage of the job script");
     let Stage { end: step, started } = if plan.debug == DebugMode::Off {
@@ -106,6 +109,11 @@ async fn job(
     };
     if !matches!(step, StageEnd::Aborted(_)) && !plan.after_commands.is_empty() {
         after_script(engine, plan, &build, step, ui).await?;
+    }
+    if !matches!(step, StageEnd::Aborted(_)) {
+        let succeeded = step == StageEnd::Exited(0);
+        cache::save(engine, plan, &build, &project.files, succeeded, ui).await?;
+        artifacts::upload(engine, plan, &build, &project.files, succeeded, ui).await?;
     }
     let (lines, result) = verdict::decide(
         &outcome,
@@ -333,7 +341,7 @@ async fn oom_killed(engine: &Engine, id: &str, end: StageEnd) -> bool {
         && engine.inspect(id).await.is_ok_and(|s| s.oom_killed)
 }
 
-fn print(ui: &Ui, lines: &Lines) {
+pub(crate) fn print(ui: &Ui, lines: &Lines) {
     for (level, text) in lines {
         match level {
             Level::Line => ui.line(text),

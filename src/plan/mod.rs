@@ -4,7 +4,11 @@
 //! apart.
 
 pub(crate) mod alias;
+pub(crate) mod artifact_paths;
+pub(crate) mod artifacts;
 mod build;
+pub(crate) mod cache;
+pub(crate) mod dotenv;
 pub(crate) mod labels;
 pub(crate) mod limits;
 pub(crate) mod names;
@@ -18,15 +22,20 @@ mod tests;
 mod variables;
 mod volumes;
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::config::{DebugMode, RunConfig};
-use crate::error::Error;
+use crate::error::{ConfigError, Error};
 use crate::execute::auth;
 use crate::expand::lookup;
 use crate::model::{AllowFailure, Job, PullPolicy, Variable};
 use crate::project::git::GitInfo;
+use crate::project::name_rules::path_component;
 use crate::project::predefined;
+use artifacts::{ArtifactsPlan, Received};
+use cache::CachePlan;
 use spec::{Attach, ContainerSpec, HealthPorts, HostSettings, Labels, NetworkSpec, VolumeSpec};
 
 pub const BUILDS_DIR: &str = "/builds";
@@ -65,6 +74,12 @@ pub struct RunPlan {
     pub debug: DebugMode,
     /// Where registry credentials come from (resolved when an image is pulled).
     pub auth: auth::Sources,
+    /// Restored before the script, saved after it.
+    pub caches: Vec<CachePlan>,
+    /// The jobs whose artifacts are extracted before the script, with what the store has.
+    pub received: Vec<Received>,
+    /// Collected after the script.
+    pub artifacts: Option<ArtifactsPlan>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +146,25 @@ pub struct PlanInput<'a> {
     /// `CI_CONFIG_PATH`: the pipeline file relative to the project root.
     pub config_path: &'a str,
     pub pid: u32,
+    pub handover: &'a Handover,
+}
+
+/// What the job gets from earlier runs, read from cijob's store before planning.
+#[derive(Debug, Clone, Default)]
+pub struct Handover {
+    /// The project's folder in the store (`artifacts/` and `cache/` beneath).
+    pub store: PathBuf,
+    /// Whose artifacts the job receives, in pipeline order.
+    pub received: Vec<Received>,
+    /// `cache:key:files`: the last commit that changed each file.
+    pub key_commits: BTreeMap<String, String>,
+}
+
+impl Handover {
+    /// Where a job's artifacts are kept.
+    pub fn artifacts_dir(&self, job: &str) -> PathBuf {
+        self.store.join("artifacts").join(path_component(job))
+    }
 }
 
 /// What every container of the run shares.
@@ -203,6 +237,21 @@ pub fn plan(input: &PlanInput<'_>) -> Result<RunPlan, Error> {
     let build = build::plan_build(job, &runner, image, &variables, &services, &shared)?;
     warnings.extend(runner.warning());
 
+    let located = |e: String| job_error(job, &e);
+    let handover = input.handover;
+    let caches = cache::plan_caches(
+        job,
+        &variables,
+        &handover.key_commits,
+        handover.store.join("cache"),
+    )
+    .map_err(located)?;
+    let artifacts = artifacts::plan_artifacts(job, &variables, handover.artifacts_dir(&job.name))
+        .map_err(located)?;
+    if let Ok(Some(needs)) = crate::resolve::needs::parse(job) {
+        warnings.extend(needs.ignored);
+    }
+
     let mut step_commands = job.before_script.clone();
     step_commands.extend(job.script.iter().cloned());
     Ok(RunPlan {
@@ -229,6 +278,18 @@ pub fn plan(input: &PlanInput<'_>) -> Result<RunPlan, Error> {
             docker_auth_config,
             config_file: cfg.docker_config_file.clone(),
         },
+        caches,
+        received: handover.received.clone(),
+        artifacts,
+    })
+}
+
+/// A problem with one of the job's keywords, located at the job.
+fn job_error(job: &Job, message: &str) -> Error {
+    let message = format!("job \"{}\": {message}", job.name);
+    Error::Config(match &job.location {
+        Some(l) => ConfigError::new(message).in_file(&l.file).at(l.line, None),
+        None => ConfigError::new(message),
     })
 }
 

@@ -5,6 +5,7 @@
 
 use crate::execute::health::PROBE_COMMAND;
 use crate::model::Variable;
+use crate::plan::artifacts::SaveWhen;
 use crate::plan::limits::{self, Resources};
 use crate::plan::script::{self, shell_escape};
 use crate::plan::spec::{Attach, ContainerSpec, HealthPorts, Labels, NetworkSpec, VolumeSpec};
@@ -81,8 +82,134 @@ pub fn render(plan: &RunPlan, target: &Target) -> String {
     s.push_str(&container("docker create", &plan.build.container, &masked));
     s.push('\n');
     s.push_str(&sources(plan));
+    s.push_str(&restore_cache(plan));
+    s.push_str(&download_artifacts(plan));
     s.push_str(&stages(plan));
     s
+}
+
+/// `cijob plan JOB --needs`: each job's script in its own subshell, in the order `cijob run
+/// JOB --needs` runs them; the first that fails stops the rest.
+pub fn render_chain(plans: &[RunPlan], target: &Target) -> String {
+    let names: Vec<String> = plans.iter().map(|p| shell_escape(&p.job_name)).collect();
+    let mut s = format!(
+        "#!/usr/bin/env bash\n# cijob plan --needs: {}, one after the other.\nset -euo pipefail\n",
+        names.join(", then ")
+    );
+    for plan in plans {
+        s.push_str(&format!("\n( # job {}\n", shell_escape(&plan.job_name)));
+        s.push_str(&render(plan, target));
+        s.push_str(")\n");
+    }
+    s
+}
+
+/// `restore_cache`: each cache from the first of its keys that the store has.
+fn restore_cache(plan: &RunPlan) -> String {
+    let mut s = String::new();
+    for c in plan.caches.iter().filter(|c| c.pull) {
+        let files: Vec<String> = c
+            .restore_order()
+            .iter()
+            .map(|k| arg(&c.archive(k).display().to_string()))
+            .collect();
+        s.push_str(&format!(
+            "# Restoring cache {}: the first of its keys cijob's store has (one tar per key).\nfor f in {}; do\n  if [ -f \"$f\" ]; then docker cp - {}:{} < \"$f\"; break; fi\ndone\n",
+            c.key,
+            files.join(" "),
+            plan.build.container.name,
+            arg(&plan.project_dir)
+        ));
+    }
+    if !s.is_empty() {
+        s.push('\n');
+    }
+    s
+}
+
+/// `download_artifacts`: the received jobs' archives from the store (their dotenv variables
+/// are already in the build container's environment).
+fn download_artifacts(plan: &RunPlan) -> String {
+    let mut s = String::new();
+    for r in &plan.received {
+        match r.stored.as_ref().and_then(|st| st.archive.as_ref()) {
+            Some(archive) => s.push_str(&format!(
+                "# Artifacts of {} (local run {}).\ndocker cp - {}:{} < {}\n",
+                shell_escape(&r.job),
+                r.stored.as_ref().map_or("", |st| st.finished.as_str()),
+                plan.build.container.name,
+                arg(&plan.project_dir),
+                arg(&archive.display().to_string())
+            )),
+            None => s.push_str(&format!(
+                "# No stored artifacts of {}: `cijob run {} --needs` runs it first.\n",
+                shell_escape(&r.job),
+                shell_escape(&plan.job_name)
+            )),
+        }
+    }
+    if !s.is_empty() {
+        s.push('\n');
+    }
+    s
+}
+
+/// `archive_cache` and `upload_artifacts`, by the job's status. GNU tar's wildcards stand in
+/// for GitLab's globs; cijob itself also takes untracked files and reads dotenv reports.
+fn save(plan: &RunPlan) -> String {
+    let build = &plan.build.container.name;
+    let mut s = String::new();
+    let status_test = |when: SaveWhen| match when {
+        SaveWhen::OnSuccess => "[ \"$status\" = success ]",
+        SaveWhen::OnFailure => "[ \"$status\" != success ]",
+        SaveWhen::Always => "true",
+    };
+    // docker cp names the members after the project directory's last component.
+    let base = plan.project_dir.rsplit('/').next().unwrap_or_default();
+    let member = |p: &str| {
+        format!(
+            "{base}/{}",
+            p.trim_start_matches("./").trim_end_matches('/')
+        )
+    };
+    let members = |paths: &[String], exclude: &[String]| {
+        exclude
+            .iter()
+            .map(|e| arg(&format!("--exclude={}", member(e))))
+            .chain(paths.iter().map(|p| arg(&member(p))))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for c in plan.caches.iter().filter(|c| c.push) {
+        s.push_str(&format!(
+            "# Saving cache {} (one tar per key).\nif {}; then collect {} {build} {} {}; fi\n",
+            c.key,
+            status_test(c.when),
+            arg(&c.archive(&c.key).display().to_string()),
+            arg(&plan.project_dir),
+            members(&c.paths, &[])
+        ));
+    }
+    if let Some(a) = &plan.artifacts {
+        let all: Vec<String> = a.paths.iter().chain(&a.dotenv).cloned().collect();
+        s.push_str(&format!(
+            "# Uploading artifacts into cijob's store.\nif {}; then collect {} {build} {} {}; fi\n",
+            status_test(a.when),
+            arg(&a
+                .store
+                .join(crate::execute::store::ARCHIVE)
+                .display()
+                .to_string()),
+            arg(&plan.project_dir),
+            members(&all, &a.exclude)
+        ));
+    }
+    if s.is_empty() {
+        return s;
+    }
+    format!(
+        "collect() {{ # OUT CONTAINER DIR MEMBER...: the files of DIR the members match, as a tar relative to DIR\n  local out=$1 c=$2 dir=$3 tmp; shift 3; tmp=$(mktemp -d)\n  docker cp \"$c:$dir\" - | tar -x -C \"$tmp\" --strip-components=1 --wildcards \"$@\" 2>/dev/null || true\n  mkdir -p \"$(dirname \"$out\")\" && tar -c -C \"$tmp\" -f \"$out\" . && rm -rf \"$tmp\"\n}}\n{s}\n"
+    )
 }
 
 /// The per-run objects, removed on exit (shared volumes stay, as with `cijob run`).
@@ -334,6 +461,7 @@ fn stages(plan: &RunPlan) -> String {
         }
         s.push('\n');
     }
+    s.push_str(&save(plan));
     s.push_str("if [ \"$status\" = success ]; then echo 'Job succeeded' >&2; else echo \"ERROR: Job failed: exit code $code\" >&2; exit \"$code\"; fi\n");
     s
 }

@@ -41,6 +41,7 @@ fn planned(job: &Job, toml: &str, cli: impl FnOnce(&mut RunConfig)) -> Result<Ru
         run_id: "abc",
         config_path: ".gitlab-ci.yml",
         pid: 1,
+        handover: &crate::plan::Handover::default(),
     })
     .map_err(|e| e.to_string())
 }

@@ -12,7 +12,7 @@ use crate::project::predefined;
 
 /// Every variable of the job, expanded, in precedence order (later wins): predefined, then
 /// config.toml `environment`, the job's YAML variables (global, job, matrix), the command
-/// line. `CI_JOB_IMAGE` comes first, `CI_BUILD_NETWORK_NAME` last when there is one.
+/// line, with the dotenv variables of received artifacts before the command line. `CI_JOB_IMAGE` comes first, `CI_BUILD_NETWORK_NAME` last when there is one.
 pub fn job_variables(
     input: &PlanInput<'_>,
     runner: &RunnerConfig,
@@ -39,6 +39,10 @@ pub fn job_variables(
             .map(|(k, v)| Variable::new(k.clone(), v.clone())),
     );
     raw.extend(job.variables.iter().cloned());
+    // dotenv reports of the jobs it receives artifacts from come after the YAML's.
+    raw.extend(crate::plan::artifacts::Received::variables(
+        &input.handover.received,
+    ));
     raw.extend(input.config.vars.iter().cloned());
     expand::job_variables(&raw, job)
 }

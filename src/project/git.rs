@@ -67,6 +67,12 @@ fn git(root: &Path, args: &[&str]) -> Option<String> {
     stdout_of(git_command(root, args).output())
 }
 
+/// The last commit that changed `path` (for `cache:key:files`); `None` outside git or for a
+/// file no commit has.
+pub fn last_commit(root: &Path, path: &str) -> Option<String> {
+    non_empty(git(root, &["log", "-1", "--format=%H", "--", path]))
+}
+
 /// Several read-only git commands at once: each is a process start, and one after another
 /// they were most of cijob's own start-up time.
 fn git_all<const N: usize>(root: &Path, queries: [&[&str]; N]) -> [Option<String>; N] {

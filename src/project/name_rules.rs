@@ -38,6 +38,23 @@ pub(crate) fn safe_name(s: &str) -> String {
     mapped.trim_matches(['-', '.']).to_string()
 }
 
+/// `s` as one folder name of cijob's store: anything but `[A-Za-z0-9_.-]` percent-encoded,
+/// and a name of dots too, so that no job name or cache key reaches outside its folder.
+pub(crate) fn path_component(s: &str) -> String {
+    if s.is_empty() || s.chars().all(|c| c == '.') {
+        return format!("%{}", s.replace('.', "%2E"));
+    }
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +84,14 @@ mod tests {
         assert_eq!(safe_name("ü"), "");
         assert_eq!(safe_name(".."), "");
         assert_eq!(safe_name("!!"), "");
+    }
+
+    #[test]
+    fn path_components_never_leave_their_folder() {
+        assert_eq!(path_component("build: [a, b]"), "build%3A%20%5Ba%2C%20b%5D");
+        assert_eq!(path_component("a/../b"), "a%2F..%2Fb");
+        assert_eq!(path_component(".."), "%%2E%2E");
+        assert_eq!(path_component(""), "%");
+        assert_eq!(path_component("main-1.x"), "main-1.x");
     }
 }

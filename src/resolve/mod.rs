@@ -6,6 +6,7 @@ pub(crate) mod duration;
 pub(crate) mod extends;
 pub mod job_model;
 pub(crate) mod job_name;
+pub(crate) mod needs;
 pub(crate) mod parallel;
 pub mod pipeline;
 pub(crate) mod reference;
