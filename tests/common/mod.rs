@@ -8,6 +8,9 @@ use std::process::{Command, Output, Stdio};
 
 pub struct Project {
     pub dir: tempfile::TempDir,
+    /// cijob's store of artifacts and caches for this project's runs (`CIJOB_STORE_DIR`):
+    /// never the user's, and apart from the working tree.
+    pub store: tempfile::TempDir,
 }
 
 impl Project {
@@ -15,7 +18,10 @@ impl Project {
     pub fn new(ci_yaml: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join(".gitlab-ci.yml"), ci_yaml).unwrap();
-        let p = Self { dir };
+        let p = Self {
+            dir,
+            store: tempfile::tempdir().expect("tempdir"),
+        };
         p.git(&["init", "-q", "-b", "main"]);
         p.git(&["add", "-A"]);
         p.git(&["commit", "-q", "-m", "initial commit"]);
@@ -49,7 +55,10 @@ impl Project {
     /// `cijob -C <project> ARGS`, colours off.
     pub fn cijob(&self, args: &[&str]) -> Command {
         let mut c = cijob();
-        c.arg("-C").arg(self.path()).args(args);
+        c.arg("-C")
+            .arg(self.path())
+            .args(args)
+            .env("CIJOB_STORE_DIR", self.store.path());
         c
     }
 
