@@ -80,8 +80,6 @@ impl Received {
             .flat_map(|s| {
                 s.dotenv.iter().map(|(k, v)| Variable {
                     masked: s.masked.contains(k),
-                    // dotenv values are taken as they are, never expanded again.
-                    expand: false,
                     ..Variable::new(k.clone(), v.clone())
                 })
             })
@@ -278,7 +276,7 @@ mod tests {
             },
         ]);
         assert_eq!(vars.len(), 2);
-        assert!(!vars[0].masked && vars[1].masked && !vars[1].expand);
+        assert!(!vars[0].masked && vars[1].masked);
         assert_eq!(
             masked_keys(
                 &[("A".into(), "x-s3cret".into()), ("B".into(), "ok".into())],
