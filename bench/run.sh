@@ -69,6 +69,26 @@ SH
 cd "$WORK/svc"
 hyperfine --warmup 2 --runs "$RUNS" "unshare --net $CIJOB run svc" "unshare --net bash by-hand-inside.sh"
 
+echo "== cijob run test --needs: a two-job chain handing over a file and a dotenv variable"
+project chain 'stages: [build, test]\nbuild:\n  stage: build\n  image: cijob-test/busybox\n  script: ["mkdir -p out && echo app > out/app", "echo V=1 > build.env"]\n  artifacts:\n    paths: [out/]\n    reports: {dotenv: build.env}\ntest:\n  stage: test\n  image: cijob-test/busybox\n  needs: [build]\n  script: ["cat out/app", "echo $V"]\n'
+# The same work by hand: each job's container gets the project, build's out/ and build.env
+# are copied out, test's container gets out/ copied in and build.env as its environment.
+cat > by-hand-chain.sh <<'SH'
+set -e
+id=$$-$RANDOM; a=$(mktemp -d)
+sources() { git ls-files -z | tar --null -c --transform 's,^,builds/p/,' -T - | docker cp - "$1":/; }
+docker create --name b$id -w /builds/p cijob-test/busybox sh -c 'mkdir -p out && echo app > out/app && echo V=1 > build.env' >/dev/null
+sources b$id; docker start -a b$id >/dev/null
+docker cp b$id:/builds/p/out - > $a/out.tar
+docker cp b$id:/builds/p/build.env - | tar -xO > $a/build.env
+docker rm -f b$id >/dev/null
+docker create --name t$id -w /builds/p --env-file $a/build.env cijob-test/busybox sh -c 'cat out/app; echo $V' >/dev/null
+sources t$id; docker cp - t$id:/builds/p < $a/out.tar; docker start -a t$id >/dev/null
+docker rm -f t$id >/dev/null; rm -rf $a
+SH
+export CIJOB_STORE_DIR="$WORK/store"
+compare "$RUNS" "test --needs" "$CIJOB run test --needs" "bash by-hand-chain.sh"
+
 echo "== a job printing 2 million short lines (output throughput)"
 project flood 'flood:\n  image: cijob-test/busybox\n  script: [seq 2000000]\n'
 compare "${RUNS_FLOOD:-3}" flood "$CIJOB run flood >/dev/null 2>&1" \

@@ -93,18 +93,24 @@ async fn upload_into(
     ui: &Ui,
 ) -> Result<(), Error> {
     let archive = staged.join(store::ARCHIVE);
-    let mut found = collect::Collected::default();
-    if !a.paths.is_empty() || a.untracked {
+    let files = async {
+        if a.paths.is_empty() && !a.untracked {
+            return Ok(None);
+        }
+        let tracked = a.untracked.then(|| tracked_set(tracked));
+        let selector = Selector::new(&a.paths, &a.exclude, tracked);
+        collect(engine, build, &plan.project_dir, selector, staged, &archive)
+            .await
+            .map(Some)
+    };
+    // The files and the dotenv reports are copied out together; the lines follow in order.
+    let (files, reports) = tokio::join!(files, collect_reports(engine, plan, a, build, staged));
+    let found = files?;
+    if let Some(found) = &found {
         ui.line("Uploading artifacts...");
-        let selector = Selector::new(
-            &a.paths,
-            &a.exclude,
-            a.untracked.then(|| tracked_set(tracked)),
-        );
-        found = collect(engine, build, &plan.project_dir, selector, staged, &archive).await?;
         print(
             ui,
-            &collect::report(&a.paths, &found, a.untracked, &plan.project_dir),
+            &collect::report(&a.paths, found, a.untracked, &plan.project_dir),
         );
         if found.files == 0 {
             ui.error("No files to upload");
@@ -118,7 +124,18 @@ async fn upload_into(
             ));
         }
     }
-    let dotenv = reports(engine, plan, a, build, staged, ui).await?;
+    let found = found.unwrap_or_default();
+    let dotenv = match reports? {
+        Some((tar, collected)) => {
+            ui.line("Uploading artifacts...");
+            print(
+                ui,
+                &collect::report(&a.dotenv, &collected, false, &plan.project_dir),
+            );
+            read_reports(&tar, ui)?
+        }
+        None => Vec::new(),
+    };
     let meta = Meta {
         job: plan.job_name.clone(),
         finished_at: now(),
@@ -131,34 +148,33 @@ async fn upload_into(
     store::commit(staged, &a.store, &meta).map_err(|e| store_error(&a.store, &e))
 }
 
-/// `reports:dotenv`: the files collected and read as GitLab reads them; a report GitLab
-/// would refuse gives a warning and no variables, as there.
-async fn reports(
+/// `reports:dotenv` copied out of the container into a tar of their own.
+async fn collect_reports(
     engine: &Engine,
     plan: &RunPlan,
     a: &planned::ArtifactsPlan,
     build: &str,
     staged: &Path,
-    ui: &Ui,
-) -> Result<Vec<(String, String)>, Error> {
+) -> Result<Option<(PathBuf, collect::Collected)>, Error> {
     if a.dotenv.is_empty() {
-        return Ok(Vec::new());
+        return Ok(None);
     }
-    ui.line("Uploading artifacts...");
     let tar = staged.join("dotenv.tar");
     let work = staged.join("dotenv");
     std::fs::create_dir_all(&work).map_err(|e| store_error(&work, &e))?;
     let selector = Selector::new(&a.dotenv, &[], None);
     let found = collect(engine, build, &plan.project_dir, selector, &work, &tar).await?;
-    print(
-        ui,
-        &collect::report(&a.dotenv, &found, false, &plan.project_dir),
-    );
+    Ok(Some((tar, found)))
+}
+
+/// The dotenv reports read as GitLab reads them; a report GitLab would refuse gives a
+/// warning and no variables, as there.
+fn read_reports(tar: &Path, ui: &Ui) -> Result<Vec<(String, String)>, Error> {
     let mut vars: Vec<(String, String)> = Vec::new();
-    let file = std::fs::File::open(&tar).map_err(|e| store_error(&tar, &e))?;
+    let file = std::fs::File::open(tar).map_err(|e| store_error(tar, &e))?;
     let mut archive = tar::Archive::new(file);
-    for entry in archive.entries().map_err(|e| store_error(&tar, &e))? {
-        let mut entry = entry.map_err(|e| store_error(&tar, &e))?;
+    for entry in archive.entries().map_err(|e| store_error(tar, &e))? {
+        let mut entry = entry.map_err(|e| store_error(tar, &e))?;
         if !entry.header().entry_type().is_file() {
             continue;
         }
@@ -167,7 +183,7 @@ async fn reports(
             .map(|p| p.display().to_string())
             .unwrap_or_default();
         let mut text = Vec::new();
-        std::io::Read::read_to_end(&mut entry, &mut text).map_err(|e| store_error(&tar, &e))?;
+        std::io::Read::read_to_end(&mut entry, &mut text).map_err(|e| store_error(tar, &e))?;
         match dotenv::parse(&text) {
             Ok(parsed) => {
                 for (k, v) in parsed {

@@ -35,20 +35,27 @@ pub async fn collect(
     work: &Path,
     out: &Path,
 ) -> Result<Collected, Error> {
+    // All at once: each copy waits mostly on the daemon mounting the container.
+    let copies = selector
+        .roots()
+        .into_iter()
+        .enumerate()
+        .map(|(i, root)| async move {
+            let file = work.join(format!("download-{i}.tar"));
+            let mut f = tokio::fs::File::create(&file)
+                .await
+                .map_err(|e| io_error(&file, &e))?;
+            let from = if root.is_empty() {
+                project_dir.to_string()
+            } else {
+                format!("{project_dir}/{root}")
+            };
+            let found = engine.download(container, &from, &mut f).await?;
+            Ok::<_, Error>(found.then_some((root, file)))
+        });
     let mut downloads: Vec<(String, PathBuf)> = Vec::new();
-    for (i, root) in selector.roots().into_iter().enumerate() {
-        let file = work.join(format!("download-{i}.tar"));
-        let mut f = tokio::fs::File::create(&file)
-            .await
-            .map_err(|e| io_error(&file, &e))?;
-        let from = if root.is_empty() {
-            project_dir.to_string()
-        } else {
-            format!("{project_dir}/{root}")
-        };
-        if engine.download(container, &from, &mut f).await? {
-            downloads.push((root, file));
-        }
+    for copy in futures_util::future::join_all(copies).await {
+        downloads.extend(copy?);
     }
     let out = out.to_path_buf();
     let count = selector.path_count();
