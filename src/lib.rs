@@ -6,6 +6,7 @@
 //! run, without Docker) → `execute` (the plan on a Docker engine). Around them: `cli` (the
 //! command line and the commands) and `ui` (cijob's own lines on the terminal).
 
+pub(crate) mod cache_home;
 pub mod cli;
 pub mod error;
 pub(crate) mod execute;

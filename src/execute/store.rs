@@ -18,14 +18,7 @@ const META: &str = "meta.json";
 
 /// The store's root folder, from the environment.
 pub fn root() -> Option<PathBuf> {
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-    if let Some(dir) = env("CIJOB_STORE_DIR") {
-        return Some(PathBuf::from(dir));
-    }
-    let base = env("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("cijob").join("projects"))
+    crate::cache_home::dir("CIJOB_STORE_DIR", "projects")
 }
 
 /// The project's folder: readable (the project's slug) and unique (a hash of its path, so

@@ -27,6 +27,16 @@ impl SaveWhen {
         }
     }
 
+    /// `when:` of `artifacts:` or `cache:` (`what` names it in the error).
+    pub fn from_value(value: Option<&Value>, what: &str) -> Result<Self, String> {
+        match value.and_then(yaml::scalar_string) {
+            None => Ok(Self::OnSuccess),
+            Some(w) => Self::parse(&w).ok_or_else(|| {
+                format!("{what} must be on_success, on_failure or always, not \"{w}\"")
+            }),
+        }
+    }
+
     pub fn applies(self, succeeded: bool) -> bool {
         match self {
             Self::OnSuccess => succeeded,
@@ -108,12 +118,7 @@ pub fn plan_artifacts(
     let paths = expand(strings(m.get("paths"), "artifacts:paths")?);
     let exclude = expand(strings(m.get("exclude"), "artifacts:exclude")?);
     let untracked = flag(m.get("untracked"), "artifacts:untracked")?;
-    let when = match m.get("when").and_then(yaml::scalar_string) {
-        None => SaveWhen::OnSuccess,
-        Some(w) => SaveWhen::parse(&w).ok_or_else(|| {
-            format!("artifacts:when must be on_success, on_failure or always, not \"{w}\"")
-        })?,
-    };
+    let when = SaveWhen::from_value(m.get("when"), "artifacts:when")?;
     let dotenv = match m.get("reports").and_then(Value::as_mapping) {
         Some(r) => expand(strings(r.get("dotenv"), "artifacts:reports:dotenv")?),
         None => Vec::new(),

@@ -123,12 +123,7 @@ pub fn plan_caches(
                 ))
             }
         };
-        let when = match m.get("when").and_then(yaml::scalar_string) {
-            None => SaveWhen::OnSuccess,
-            Some(w) => SaveWhen::parse(&w).ok_or_else(|| {
-                format!("cache:when must be on_success, on_failure or always, not \"{w}\"")
-            })?,
-        };
+        let when = SaveWhen::from_value(m.get("when"), "cache:when")?;
         out.push(CachePlan {
             key,
             fallback_keys,

@@ -10,14 +10,7 @@ use std::path::{Path, PathBuf};
 /// Where cached includes live: `$CIJOB_CACHE_DIR`, else `$XDG_CACHE_HOME/cijob/includes`,
 /// else `~/.cache/cijob/includes`.
 pub fn default_dir() -> Option<PathBuf> {
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-    if let Some(dir) = env("CIJOB_CACHE_DIR") {
-        return Some(PathBuf::from(dir));
-    }
-    let base = env("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("cijob").join("includes"))
+    crate::cache_home::dir("CIJOB_CACHE_DIR", "includes")
 }
 
 #[derive(Debug, Clone)]
