@@ -256,7 +256,9 @@ fn plan_with_needs_prints_each_job_with_its_artifact_steps() {
         .assert_out("( # job build")
         .assert_out("( # job test")
         .assert_out("# Uploading artifacts into cijob's store.")
-        .assert_out("# No stored artifacts of build");
+        .assert_out(
+            "# Artifacts of build (none stored yet: `cijob run test --needs` runs it first).",
+        );
     let build_at = r.stdout.find("( # job build").unwrap();
     let test_at = r.stdout.find("( # job test").unwrap();
     assert!(build_at < test_at);
@@ -281,4 +283,33 @@ fn bad_artifacts_cache_and_needs_are_errors_located_at_the_job() {
         .assert_code(2)
         .assert_err(".gitlab-ci.yml:17")
         .assert_err("needs \"nowhere\", which is not a job of this pipeline");
+}
+
+#[test]
+fn the_plan_of_a_chain_run_by_hand_does_what_cijob_run_needs_does() {
+    require_docker();
+    let p = Project::new(PIPELINE);
+    let ours = p.run(&["run", "test", "--needs"]);
+    ours.assert_code(0);
+    let plan = p.run(&["plan", "test", "--needs"]);
+    plan.assert_code(0)
+        .assert_out("# Artifacts of build (local run ");
+    // The recipe writes into the same store: start from an empty one.
+    p.run(&["clean", "--artifacts"]).assert_code(0);
+    let script = p.store.path().join("plan.sh");
+    std::fs::write(&script, &plan.stdout).unwrap();
+    let by_hand = Run::from(
+        std::process::Command::new("bash")
+            .arg(&script)
+            .current_dir(p.path())
+            .output()
+            .unwrap(),
+    );
+    by_hand.assert_code(0);
+    assert_eq!(
+        ours.stdout, by_hand.stdout,
+        "stderr of the plan:\n{}",
+        by_hand.stderr
+    );
+    assert_clean_tree(&p);
 }

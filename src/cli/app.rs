@@ -295,9 +295,13 @@ fn handover(
                 .job(&s.job)
                 .is_some_and(|j| j.artifacts.as_ref().is_some_and(|a| !a.is_null()))
         })
-        .map(|s| Received {
-            stored: store::stored(&handover.artifacts_dir(&s.job)),
-            job: s.job,
+        .map(|s| {
+            let dir = handover.artifacts_dir(&s.job);
+            Received {
+                stored: store::stored(&dir),
+                dir,
+                job: s.job,
+            }
         })
         .collect();
     handover.key_commits = crate::plan::cache::key_files(job)

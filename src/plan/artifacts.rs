@@ -78,6 +78,8 @@ pub struct Stored {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
     pub job: String,
+    /// Its folder in the store (where a chain run before this one leaves its files).
+    pub dir: PathBuf,
     pub stored: Option<Stored>,
 }
 
@@ -273,10 +275,12 @@ mod tests {
         let vars = Received::variables(&[
             Received {
                 job: "a".into(),
+                dir: PathBuf::new(),
                 stored: Some(stored(&[("V", "1"), ("TOKEN", "s3cret")], &["TOKEN"])),
             },
             Received {
                 job: "gone".into(),
+                dir: PathBuf::new(),
                 stored: None,
             },
         ]);

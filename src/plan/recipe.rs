@@ -127,26 +127,27 @@ fn restore_cache(plan: &RunPlan) -> String {
     s
 }
 
-/// `download_artifacts`: the received jobs' archives from the store (their dotenv variables
-/// are already in the build container's environment).
+/// `download_artifacts`: the received jobs' archives from the store, when there (a chain
+/// fills it as it goes). Their dotenv variables are in the build container's environment
+/// when the store had them as the plan was made.
 fn download_artifacts(plan: &RunPlan) -> String {
     let mut s = String::new();
     for r in &plan.received {
-        match r.stored.as_ref().and_then(|st| st.archive.as_ref()) {
-            Some(archive) => s.push_str(&format!(
-                "# Artifacts of {} (local run {}).\ndocker cp - {}:{} < {}\n",
-                shell_escape(&r.job),
-                r.stored.as_ref().map_or("", |st| st.finished.as_str()),
-                plan.build.container.name,
-                arg(&plan.project_dir),
-                arg(&archive.display().to_string())
-            )),
-            None => s.push_str(&format!(
-                "# No stored artifacts of {}: `cijob run {} --needs` runs it first.\n",
-                shell_escape(&r.job),
+        let from = match &r.stored {
+            Some(st) => format!("local run {}", st.finished),
+            None => format!(
+                "none stored yet: `cijob run {} --needs` runs it first",
                 shell_escape(&plan.job_name)
-            )),
-        }
+            ),
+        };
+        s.push_str(&format!(
+            "# Artifacts of {} ({from}).\nf={}\nif [ -f \"$f\" ]; then docker cp - {}:{} < \"$f\"; else echo {} >&2; fi\n",
+            shell_escape(&r.job),
+            arg(&r.dir.join(crate::execute::store::ARCHIVE).display().to_string()),
+            plan.build.container.name,
+            arg(&plan.project_dir),
+            arg(&format!("WARNING: no stored artifacts of {}", r.job)),
+        ));
     }
     if !s.is_empty() {
         s.push('\n');
