@@ -114,3 +114,34 @@ user:
         .assert_code(3)
         .assert_err("Checking cache for mine-protected...\nSuccessfully extracted cache");
 }
+
+#[test]
+fn a_cache_that_cannot_be_extracted_is_a_warning_and_the_job_goes_on() {
+    require_docker();
+    let p = Project::new(PIPELINE);
+    p.run(&["run", "deps", "--var", "RUN=one"]).assert_code(0);
+    let archives: Vec<_> = walk(p.store.path())
+        .into_iter()
+        .filter(|f| f.ends_with("cache.tar"))
+        .collect();
+    assert_eq!(archives.len(), 1, "{archives:?}");
+    std::fs::write(&archives[0], vec![0x5a; 4096]).unwrap();
+    p.run(&["run", "deps", "--var", "RUN=two"])
+        .assert_code(0)
+        .assert_err("WARNING: extracting cache main-protected: ")
+        .assert_err("Failed to extract cache")
+        .assert_out("restored=nothing");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

@@ -38,10 +38,17 @@ pub async fn restore(engine: &Engine, plan: &RunPlan, build: &str, ui: &Ui) -> R
                 continue;
             }
             let what = format!("extracting cache {key}");
-            extract(engine, build, &plan.project_dir, &archive, &what).await?;
-            ui.line("Successfully extracted cache");
-            restored = true;
-            break;
+            match extract(engine, build, &plan.project_dir, &archive, &what).await {
+                Ok(()) => {
+                    ui.line("Successfully extracted cache");
+                    restored = true;
+                    break;
+                }
+                // The runner goes on without a cache it cannot extract (the daemon refused
+                // the archive, or the store could not read it); anything else ends the job.
+                Err(Error::Docker(m) | Error::Failed(m)) => ui.warning(&m),
+                Err(e) => return Err(e),
+            }
         }
         if !restored {
             ui.line("Failed to extract cache");

@@ -100,9 +100,32 @@ pub fn commit(staged: &Path, dir: &Path, meta: &Meta) -> std::io::Result<()> {
 /// A private folder for one run's work in progress, beside what it will replace (same
 /// file system, so the final rename is atomic).
 pub fn staging(project: &Path, run_id: &str, what: &str) -> std::io::Result<PathBuf> {
-    let dir = project.join(".staging").join(format!("{run_id}-{what}"));
+    let staging = project.join(".staging");
+    sweep(&staging, STALE);
+    let dir = staging.join(format!("{run_id}-{what}"));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// Work in progress older than this was left by a run that was killed.
+const STALE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Remove what killed runs left in the staging folder (best effort).
+fn sweep(staging: &Path, older_than: std::time::Duration) {
+    let Ok(entries) = std::fs::read_dir(staging) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > older_than);
+        if old {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Put a finished file in place (write-then-rename).
@@ -227,6 +250,16 @@ mod tests {
         commit(&staged, &dir, &meta).unwrap();
         assert_eq!(stored(&dir).unwrap().archive, None);
         assert!(!staged.exists());
+
+        // A killed run's work in progress is swept once stale, never a live one's.
+        let left = staging(&project, "killed", "cache").unwrap();
+        sweep(
+            &project.join(".staging"),
+            std::time::Duration::from_secs(3600),
+        );
+        assert!(left.exists());
+        sweep(&project.join(".staging"), std::time::Duration::ZERO);
+        assert!(!left.exists());
 
         assert!(remove(&project, "artifacts").unwrap());
         assert!(stored(&dir).is_none());
