@@ -47,65 +47,79 @@ fn assert_clean_tree(p: &Project) {
 #[test]
 fn needs_runs_build_then_test_which_gets_its_files_and_dotenv_and_a_second_run_reuses_them() {
     require_docker();
-    let p = Project::new(PIPELINE);
-    let r = p.run(&["run", "test", "--needs"]);
+    // Its own job names: the leftovers check must not see other tests' live runs.
+    let build = unique("build");
+    let test = unique("test");
+    let p = Project::new(
+        &PIPELINE
+            .replace("\nbuild:\n", &format!("\n{build}:\n"))
+            .replace("needs: [build]", &format!("needs: [{build}]"))
+            .replace("\ntest:\n", &format!("\n{test}:\n")),
+    );
+    let r = p.run(&["run", &test, "--needs"]);
     r.assert_code(0)
-        .assert_err("cijob --needs: job 1 of 2: build")
-        .assert_err("cijob --needs: job 2 of 2: test")
+        .assert_err(&format!("cijob --needs: job 1 of 2: {build}"))
+        .assert_err(&format!("cijob --needs: job 2 of 2: {test}"))
         .assert_err("Uploading artifacts for successful job")
         .assert_err("out/: found 2 matching artifact files and directories")
-        .assert_err("Stored 1 files (17 B) as the artifacts of build")
+        .assert_err(&format!(
+            "Stored 1 files (17 B) as the artifacts of {build}"
+        ))
         .assert_err("build.env: found 1 matching artifact files and directories")
-        .assert_err("Downloading artifacts for build (local run ")
+        .assert_err(&format!("Downloading artifacts for {build} (local run "))
         .assert_out("hello-from-build")
         .assert_out("version=1.2.3")
         .assert_out("no-object-file");
-    let build_at = r.stderr.find("job 1 of 2: build").unwrap();
-    let test_at = r.stderr.find("job 2 of 2: test").unwrap();
+    let build_at = r.stderr.find(&format!("job 1 of 2: {build}")).unwrap();
+    let test_at = r.stderr.find(&format!("job 2 of 2: {test}")).unwrap();
     let upload_at = r
         .stderr
         .find("Uploading artifacts for successful job")
         .unwrap();
-    let download_at = r.stderr.find("Downloading artifacts for build").unwrap();
+    let download_at = r
+        .stderr
+        .find(&format!("Downloading artifacts for {build}"))
+        .unwrap();
     assert!(build_at < upload_at && upload_at < test_at && test_at < download_at);
 
     // The store outlives the run: test alone gets the same files and variables.
-    p.run(&["run", "test"])
+    p.run(&["run", &test])
         .assert_code(0)
-        .assert_err("Downloading artifacts for build (local run ")
+        .assert_err(&format!("Downloading artifacts for {build} (local run "))
         .assert_not("job 1 of 2")
         .assert_out("hello-from-build")
         .assert_out("version=1.2.3");
 
     // `cijob artifacts` lists them and copies them out.
-    p.run(&["artifacts", "build"])
+    p.run(&["artifacts", &build])
         .assert_code(0)
-        .assert_out("build (local run ")
+        .assert_out(&format!("{build} (local run "))
         .assert_out("out/app")
         .assert_out("dotenv  VERSION=1.2.3")
         .assert_not("app.o");
     let out = tempfile::tempdir().unwrap();
     let dest = out.path().join("copy");
-    p.run(&["artifacts", "build", "--out", dest.to_str().unwrap()])
+    p.run(&["artifacts", &build, "--out", dest.to_str().unwrap()])
         .assert_code(0);
     assert_eq!(
         std::fs::read_to_string(dest.join("out/app")).unwrap(),
         "hello-from-build\n"
     );
     assert_clean_tree(&p);
-    assert_no_leftovers_for_job("build");
+    assert_no_leftovers_for_job(&build);
+    assert_no_leftovers_for_job(&test);
 
     // Gone from the store: the job says whose artifacts are missing and how to get them.
     p.run(&["clean", "--artifacts"])
         .assert_code(0)
         .assert_err("removed the stored artifacts of this project");
-    p.run(&["run", "test"])
+    p.run(&["run", &test])
         .assert_code(1)
-        .assert_err("No local artifacts of \"build\"")
-        .assert_err("`cijob run test --needs` runs it first");
-    p.run(&["artifacts", "build"])
+        .assert_err(&format!("No local artifacts of \"{build}\""))
+        .assert_err(&format!("`cijob run {test} --needs` runs it first"));
+    p.run(&["artifacts", &build])
         .assert_code(1)
-        .assert_err("no stored artifacts of job \"build\"");
+        .assert_err(&format!("no stored artifacts of job \"{build}\""));
 }
 
 #[test]

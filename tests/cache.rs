@@ -39,8 +39,10 @@ feature:
 #[test]
 fn the_second_run_restores_what_the_first_saved_and_pull_never_saves() {
     require_docker();
-    let p = Project::new(PIPELINE);
-    p.run(&["run", "deps", "--var", "RUN=one"])
+    // Its own job name: `clean JOB` and the leftovers check must not touch other tests' runs.
+    let deps = unique("deps");
+    let p = Project::new(&PIPELINE.replace("\ndeps:\n", &format!("\n{deps}:\n")));
+    p.run(&["run", &deps, "--var", "RUN=one"])
         .assert_code(0)
         .assert_err("Restoring cache")
         .assert_err("Checking cache for main-protected...")
@@ -50,7 +52,7 @@ fn the_second_run_restores_what_the_first_saved_and_pull_never_saves() {
         .assert_err("deps/: found 2 matching artifact files and directories")
         .assert_err("Created cache")
         .assert_out("restored=nothing");
-    p.run(&["run", "deps", "--var", "RUN=two"])
+    p.run(&["run", &deps, "--var", "RUN=two"])
         .assert_code(0)
         .assert_err("Successfully extracted cache")
         .assert_out("restored=one");
@@ -61,7 +63,7 @@ fn the_second_run_restores_what_the_first_saved_and_pull_never_saves() {
         .assert_out("reader=two")
         .assert_err("Not uploading cache main-protected due to policy")
         .assert_not("Creating cache");
-    p.run(&["run", "deps", "--var", "RUN=four"])
+    p.run(&["run", &deps, "--var", "RUN=four"])
         .assert_code(0)
         .assert_out("restored=two");
 
@@ -71,16 +73,19 @@ fn the_second_run_restores_what_the_first_saved_and_pull_never_saves() {
         .assert_err("Checking cache for feature-x-protected...")
         .assert_err("Checking cache for main-protected...")
         .assert_out("feature=four");
-    assert_no_leftovers_for_job("deps");
+    assert_no_leftovers_for_job(&deps);
 
     p.run(&["clean", "--cache"])
         .assert_code(0)
         .assert_err("removed the stored caches of this project");
-    p.run(&["run", "deps", "--var", "RUN=five"])
+    p.run(&["run", &deps, "--var", "RUN=five"])
         .assert_code(0)
         .assert_out("restored=nothing");
-    // Plain clean still removes containers only, and succeeds.
-    p.run(&["clean"]).assert_code(0);
+    // clean without --cache still removes containers only, and succeeds.
+    p.run(&["clean", &deps]).assert_code(0);
+    p.run(&["run", "reader", "--var", "RUN=six"])
+        .assert_code(0)
+        .assert_out("reader=five");
 }
 
 #[test]
