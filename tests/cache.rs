@@ -150,3 +150,37 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn the_plan_saves_and_restores_the_cache_where_cijob_run_does() {
+    require_docker();
+    let deps = unique("deps");
+    let p = Project::new(&PIPELINE.replace("\ndeps:\n", &format!("\n{deps}:\n")));
+    let plan = p.run(&["plan", &deps, "--var", "RUN=by-hand"]);
+    plan.assert_code(0)
+        .assert_out("# Restoring cache main-protected")
+        .assert_out("# Saving cache main-protected");
+    let script = p.store.path().join("plan.sh");
+    std::fs::write(&script, &plan.stdout).unwrap();
+    let by_hand = Run::from(
+        std::process::Command::new("bash")
+            .arg(&script)
+            .current_dir(p.path())
+            .output()
+            .unwrap(),
+    );
+    by_hand.assert_code(0).assert_out("restored=nothing");
+    // What the script saved is what cijob restores, and the other way round.
+    p.run(&["run", &deps, "--var", "RUN=cijob"])
+        .assert_code(0)
+        .assert_out("restored=by-hand");
+    let again = Run::from(
+        std::process::Command::new("bash")
+            .arg(&script)
+            .current_dir(p.path())
+            .output()
+            .unwrap(),
+    );
+    again.assert_code(0).assert_out("restored=cijob");
+    assert_no_leftovers_for_job(&deps);
+}
