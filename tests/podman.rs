@@ -227,3 +227,24 @@ fn podman_debug_retry_and_shell() {
     podman_run(&p, &["clean", &job]).assert_code(0);
     assert_nothing_left(&job);
 }
+
+#[test]
+fn needs_artifacts_dotenv_and_cache_through_podmans_archive_endpoints() {
+    require_podman();
+    let build = unique("build");
+    let test = unique("test");
+    let p = Project::new(&format!(
+        "stages: [build, test]\n\"{build}\":\n  stage: build\n  image: cijob-test/busybox\n  script: [\"mkdir -p out && echo from-podman > out/app\", \"echo V=7 > b.env\"]\n  artifacts:\n    paths: [out/]\n    reports: {{dotenv: b.env}}\n\"{test}\":\n  stage: test\n  image: cijob-test/busybox\n  needs: [\"{build}\"]\n  cache: {{key: k, paths: [deps/]}}\n  script: [\"cat out/app\", \"echo v=$V\", \"cat deps/x || true\", \"mkdir -p deps && echo cached > deps/x\"]\n"
+    ));
+    podman_run(&p, &["run", &test, "--needs"])
+        .assert_code(0)
+        .assert_out("from-podman")
+        .assert_out("v=7")
+        .assert_err("Created cache");
+    podman_run(&p, &["run", &test])
+        .assert_code(0)
+        .assert_err("Successfully extracted cache")
+        .assert_out("cached");
+    assert_nothing_left(&build);
+    assert_nothing_left(&test);
+}
