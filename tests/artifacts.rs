@@ -310,15 +310,7 @@ fn the_plan_of_a_chain_run_by_hand_does_what_cijob_run_needs_does() {
         .assert_out("# Artifacts of build (local run ");
     // The recipe writes into the same store: start from an empty one.
     p.run(&["clean", "--artifacts"]).assert_code(0);
-    let script = p.store.path().join("plan.sh");
-    std::fs::write(&script, &plan.stdout).unwrap();
-    let by_hand = Run::from(
-        std::process::Command::new("bash")
-            .arg(&script)
-            .current_dir(p.path())
-            .output()
-            .unwrap(),
-    );
+    let by_hand = p.bash(&plan.stdout);
     by_hand.assert_code(0);
     assert_eq!(
         ours.stdout, by_hand.stdout,

@@ -160,27 +160,13 @@ fn the_plan_saves_and_restores_the_cache_where_cijob_run_does() {
     plan.assert_code(0)
         .assert_out("# Restoring cache main-protected")
         .assert_out("# Saving cache main-protected");
-    let script = p.store.path().join("plan.sh");
-    std::fs::write(&script, &plan.stdout).unwrap();
-    let by_hand = Run::from(
-        std::process::Command::new("bash")
-            .arg(&script)
-            .current_dir(p.path())
-            .output()
-            .unwrap(),
-    );
+    let by_hand = p.bash(&plan.stdout);
     by_hand.assert_code(0).assert_out("restored=nothing");
     // What the script saved is what cijob restores, and the other way round.
     p.run(&["run", &deps, "--var", "RUN=cijob"])
         .assert_code(0)
         .assert_out("restored=by-hand");
-    let again = Run::from(
-        std::process::Command::new("bash")
-            .arg(&script)
-            .current_dir(p.path())
-            .output()
-            .unwrap(),
-    );
+    let again = p.bash(&plan.stdout);
     again.assert_code(0).assert_out("restored=cijob");
     assert_no_leftovers_for_job(&deps);
 }

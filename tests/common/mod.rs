@@ -65,6 +65,20 @@ impl Project {
     pub fn run(&self, args: &[&str]) -> Run {
         Run::from(self.cijob(args).output().expect("spawn cijob"))
     }
+
+    /// A script (`cijob plan`'s) run with bash from the project root; it is kept beside the
+    /// store, out of the working tree.
+    pub fn bash(&self, script: &str) -> Run {
+        let file = self.store.path().join("plan.sh");
+        std::fs::write(&file, script).unwrap();
+        Run::from(
+            Command::new("bash")
+                .arg(&file)
+                .current_dir(self.path())
+                .output()
+                .expect("bash"),
+        )
+    }
 }
 
 pub fn cijob() -> Command {
