@@ -21,14 +21,8 @@ const ROOTFUL: &str = "unix:///run/podman/podman.sock";
 const ROOTLESS: &str = "unix:///run/cijob-rootless/podman.sock";
 
 fn require_podman(podman: &str) {
-    let ok = Command::new("docker")
-        .args(["-H", podman, "version", "-f", "{{.Server.Version}}"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
     assert!(
-        ok,
+        docker_succeeds(&["-H", podman, "version", "-f", "{{.Server.Version}}"]),
         "Podman's API does not answer on {podman}: run scripts/setup-podman.sh"
     );
 }
