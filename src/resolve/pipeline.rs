@@ -8,12 +8,17 @@
 use crate::error::ConfigError;
 pub use crate::load::include::LoadOptions;
 use crate::load::include::{self, Merged};
+use crate::load::rules::Project;
 use crate::load::yaml::{self, Mapping, Value};
-use crate::model::{Location, Pipeline, Variable};
+use crate::model::{AllowFailure, Job, Location, Pipeline, Variable, When};
 use crate::project::discover::ConfigLocation;
 use crate::resolve::extends;
 use crate::resolve::job_model;
+use crate::resolve::only_except;
 use crate::resolve::reference;
+use crate::resolve::rules::{self, Decision};
+use crate::resolve::validate;
+use crate::resolve::workflow;
 
 /// Top-level keys that are not jobs. `pages` is deliberately absent: it is a job.
 /// `timeout` is accepted as a global too (cijob extension, applied like `default:timeout`).
@@ -87,8 +92,171 @@ pub fn load_with(location: &ConfigLocation, options: &LoadOptions) -> Result<Loa
         }
     }
     let lenient = !merged.missing.is_empty();
-    let pipeline = resolve(&location.file, merged, lenient.then_some(&mut warnings))?;
+    let worktree;
+    let project: &dyn Project = match &options.project {
+        Some(p) => p.as_ref(),
+        None => {
+            let default_branch = options.default_branch.as_deref().unwrap_or("main");
+            worktree =
+                crate::project::worktree::Worktree::new(&location.project_root, default_branch);
+            &worktree
+        }
+    };
+    let context = RulesContext {
+        predefined: pipeline_variables(options),
+        overrides: &options.overrides,
+        project,
+    };
+    let pipeline = resolve(
+        &location.file,
+        merged,
+        lenient.then_some(&mut warnings),
+        &context,
+    )?;
     Ok(Loaded { pipeline, warnings })
+}
+
+/// What rules are evaluated with besides the YAML.
+struct RulesContext<'a> {
+    /// Predefined variables (lowest precedence).
+    predefined: Vec<Variable>,
+    /// `--var` (highest).
+    overrides: &'a [(String, String)],
+    project: &'a dyn Project,
+}
+
+/// The predefined variables rules see. Without any (a pipeline loaded with no project
+/// context), a push pipeline on `main`, so that rules and `only` have a branch to look at.
+fn pipeline_variables(options: &LoadOptions) -> Vec<Variable> {
+    let mut vars: Vec<Variable> = options
+        .variables
+        .iter()
+        .map(|(k, v)| Variable::new(k, v))
+        .collect();
+    let has = |k: &str| options.variables.iter().any(|(key, _)| key == k);
+    if !has("CI_COMMIT_REF_NAME") {
+        for (k, v) in [
+            ("CI_PIPELINE_SOURCE", "push"),
+            ("CI_COMMIT_BRANCH", "main"),
+            ("CI_COMMIT_REF_NAME", "main"),
+            ("CI_DEFAULT_BRANCH", "main"),
+        ] {
+            if !has(k) {
+                vars.insert(0, Variable::new(k, v));
+            }
+        }
+    }
+    vars
+}
+
+impl RulesContext<'_> {
+    /// Predefined, then `yaml` (precedence order), then `--var`, expanded as GitLab expands
+    /// variables in other variables (a cycle leaves the values as written).
+    fn variables(&self, yaml: &[Variable]) -> Vec<Variable> {
+        let mut all = self.predefined.clone();
+        all.extend(yaml.iter().cloned());
+        all.extend(self.overrides.iter().map(|(k, v)| Variable::new(k, v)));
+        crate::expand::gitlab_expand(&all).unwrap_or(all)
+    }
+}
+
+fn lookup_in(vars: &[Variable]) -> impl Fn(&str) -> Option<String> + '_ {
+    |k: &str| crate::expand::lookup(vars, k).map(str::to_owned)
+}
+
+/// Apply the job's `rules` (or `only`/`except`) to one job instance: exclusion reason, or the
+/// matching rule's when, allow_failure, variables, needs and interruptible.
+fn apply_rules(job: &mut Job, context: &RulesContext<'_>) -> Result<(), String> {
+    let mut yaml = vec![
+        Variable::new("CI_JOB_NAME", &job.name),
+        Variable::new("CI_JOB_STAGE", &job.stage),
+    ];
+    yaml.extend(job.variables.iter().cloned());
+    let vars = context.variables(&yaml);
+    let lookup = lookup_in(&vars);
+    let Some(rules_value) = job.rules.clone() else {
+        let only = job.resolved.get("only").cloned();
+        let except = job.resolved.get("except").cloned();
+        job.excluded =
+            only_except::decide(only.as_ref(), except.as_ref(), &lookup, context.project)?;
+        return Ok(());
+    };
+    let matched = match rules::decide(&rules_value, &lookup, context.project)? {
+        Decision::Excluded(reason) => {
+            job.excluded = Some(reason);
+            return Ok(());
+        }
+        Decision::Included(m) => m,
+    };
+    let job_when = job
+        .resolved
+        .get("when")
+        .and_then(Value::as_str)
+        .and_then(When::parse);
+    let job_allow_failure = job
+        .resolved
+        .get("allow_failure")
+        .filter(|v| !v.is_null())
+        .map(job_model::allow_failure)
+        .transpose()?;
+    let (when, allow_failure) = rules::settle(
+        job_when,
+        job_allow_failure.as_ref(),
+        matched.when,
+        matched.allow_failure.as_ref(),
+    );
+    job.when = when;
+    job.allow_failure = allow_failure;
+    job.matched_rule = Some(matched.index);
+    if matched.interruptible.is_some() {
+        job.interruptible = matched.interruptible;
+    }
+    if matched.needs.is_some() {
+        job.needs = matched.needs.clone();
+    }
+    // Rule variables win over the job's.
+    job.variables.extend(matched.variables.iter().cloned());
+    show_as_received(job, &matched.variables);
+    Ok(())
+}
+
+/// `cijob show`'s mapping as the runner receives the job: the rule applied, `rules` gone.
+fn show_as_received(job: &mut Job, rule_variables: &[Variable]) {
+    let Value::Mapping(m) = &mut job.resolved else {
+        return;
+    };
+    m.shift_remove("rules");
+    m.insert(Value::from("when"), Value::from(job.when.as_str()));
+    let allow_failure = match &job.allow_failure {
+        AllowFailure::No => Value::Bool(false),
+        AllowFailure::Yes => Value::Bool(true),
+        AllowFailure::ExitCodes(codes) => {
+            let mut e = Mapping::new();
+            e.insert(
+                Value::from("exit_codes"),
+                Value::Sequence(codes.iter().map(|c| Value::from(*c)).collect()),
+            );
+            Value::Mapping(e)
+        }
+    };
+    m.insert(Value::from("allow_failure"), allow_failure);
+    if let Some(needs) = &job.needs {
+        m.insert(Value::from("needs"), needs.clone());
+    }
+    if let Some(i) = job.interruptible {
+        m.insert(Value::from("interruptible"), Value::Bool(i));
+    }
+    if !rule_variables.is_empty() {
+        let mut vars = match m.shift_remove("variables") {
+            Some(Value::Mapping(v)) => v,
+            _ => Mapping::new(),
+        };
+        for v in rule_variables {
+            vars.shift_remove(v.key.as_str());
+            vars.insert(Value::from(v.key.as_str()), Value::from(v.value.as_str()));
+        }
+        m.insert(Value::from("variables"), Value::Mapping(vars));
+    }
 }
 
 /// Remove jobs (hidden ones too) that `extends` or `!reference` something that does not
@@ -187,6 +355,7 @@ fn resolve(
     file: &std::path::Path,
     merged: Merged,
     mut lenient: Option<&mut Vec<String>>,
+    context: &RulesContext<'_>,
 ) -> Result<Pipeline, ConfigError> {
     let at = |e: crate::load::key_error::KeyError| merged.error_at(&e.key, e.message);
     for key in merged.config.keys() {
@@ -206,11 +375,25 @@ fn resolve(
 
     let stages = stages(&config).map_err(|m| merged.error_at("stages", m))?;
     let defaults = defaults(&config).map_err(|m| merged.error_at("default", m))?;
-    let globals = match config.get("variables") {
+    let mut globals = match config.get("variables") {
         Some(v) => job_model::variables(v)
             .map_err(|m| merged.error_at("variables", format!("variables: {m}")))?,
         None => vec![],
     };
+    // workflow:rules see the predefined and top-level variables; their variables then sit
+    // between the top-level ones and the job's.
+    let flow = {
+        let vars = context.variables(&globals);
+        let lookup = lookup_in(&vars);
+        workflow::evaluate(config.get("workflow"), &lookup, context.project)
+            .map_err(|m| merged.error_at("workflow", m))?
+    };
+    globals.extend(flow.variables.iter().cloned());
+    let pipeline_name = flow.name.as_deref().map(|raw| {
+        let vars = context.variables(&globals);
+        let lookup = lookup_in(&vars);
+        workflow::name(raw, &lookup)
+    });
 
     let mut jobs = Vec::new();
     for (k, v) in &config {
@@ -260,7 +443,23 @@ fn resolve(
                 file,
                 line: line.unwrap_or(1),
             });
+        if let Some(unknown) = validate::unknown_keys(name, &job) {
+            if lenient.is_none() {
+                return Err(job_err(unknown));
+            }
+        }
         let built = job_model::build(name, job, &inherited, location)
+            .and_then(|mut instances| {
+                for j in &mut instances {
+                    match &flow.not_created {
+                        Some(why) => {
+                            j.excluded = Some(format!("workflow: pipeline not created ({why})"))
+                        }
+                        None => apply_rules(j, context).map_err(|m| format!("jobs:{name}:{m}"))?,
+                    }
+                }
+                Ok(instances)
+            })
             .map_err(&job_err)
             .and_then(|built| match built.first() {
                 Some(j) if !stages.contains(&j.stage) => Err(job_err(format!(
@@ -290,10 +489,24 @@ fn resolve(
             .position(|s| *s == j.stage)
             .unwrap_or(usize::MAX)
     });
+    let checks =
+        validate::references(&jobs, &stages).and_then(|()| validate::needs_in_pipeline(&jobs));
+    if let Err((job, message)) = checks {
+        let base = jobs
+            .iter()
+            .find(|j| j.name == job)
+            .map_or(job.clone(), |j| j.base_name.clone());
+        match lenient {
+            // A skipped include may define what is needed.
+            Some(warnings) => warnings.push(message),
+            None => return Err(merged.error_at(&base, message)),
+        }
+    }
     Ok(Pipeline {
         file: file.to_path_buf(),
         stages,
         jobs,
+        name: pipeline_name,
     })
 }
 

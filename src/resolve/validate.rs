@@ -1,0 +1,295 @@
+//! What GitLab refuses when it creates a pipeline, in GitLab's words: unknown job keys,
+//! `needs` naming a job that is not defined, runs in a later stage, or is not in the
+//! pipeline (rules, only/except), and `dependencies` not in an earlier stage. (A stage that
+//! is not in `stages` is checked where the job's stage is read, in `pipeline`.)
+
+use crate::load::yaml::{self, Mapping, Value};
+use crate::model::Job;
+
+/// Keys a job may have (GitLab's `Entry::Job::ALLOWED_KEYS` and the processable keys, plus
+/// the Premium ones cijob ignores: `secrets`, `dast_configuration`, `identity`).
+pub const JOB_KEYS: &[&str] = &[
+    "after_script",
+    "allow_failure",
+    "artifacts",
+    "before_script",
+    "cache",
+    "coverage",
+    "dast_configuration",
+    "dependencies",
+    "environment",
+    "except",
+    "extends",
+    "hooks",
+    "id_tokens",
+    "identity",
+    "image",
+    "inherit",
+    "interruptible",
+    "manual_confirmation",
+    "needs",
+    "only",
+    "pages",
+    "parallel",
+    "publish",
+    "release",
+    "resource_group",
+    "retry",
+    "rules",
+    "run",
+    "script",
+    "secrets",
+    "services",
+    "stage",
+    "start_in",
+    "tags",
+    "timeout",
+    "trigger",
+    "variables",
+    "when",
+];
+
+/// `jobs:NAME config contains unknown keys: a, b` when the job has keys GitLab does not know.
+pub fn unknown_keys(name: &str, job: &Mapping) -> Option<String> {
+    let unknown: Vec<String> = job
+        .keys()
+        .map(|k| yaml::scalar_string(k).unwrap_or_default())
+        .filter(|k| !JOB_KEYS.contains(&k.as_str()))
+        .collect();
+    (!unknown.is_empty()).then(|| {
+        format!(
+            "jobs:{name} config contains unknown keys: {}",
+            unknown.join(", ")
+        )
+    })
+}
+
+/// One `needs:` entry naming a job of this pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Need {
+    pub job: String,
+    pub optional: bool,
+}
+
+/// The entries of a raw `needs:` that name jobs of this pipeline (cross-pipeline and
+/// cross-project needs are left out).
+pub fn needs_of(needs: Option<&Value>) -> Vec<Need> {
+    let Some(Value::Sequence(items)) = needs else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| match item {
+            Value::Mapping(m) if m.contains_key("pipeline") || m.contains_key("project") => None,
+            Value::Mapping(m) => Some(Need {
+                job: m.get("job").and_then(yaml::scalar_string)?,
+                optional: m.get("optional").and_then(Value::as_bool).unwrap_or(false),
+            }),
+            other => yaml::scalar_string(other).map(|job| Need {
+                job,
+                optional: false,
+            }),
+        })
+        .collect()
+}
+
+fn dependencies_of(job: &Job) -> Vec<String> {
+    match job.resolved.get("dependencies") {
+        Some(Value::Sequence(s)) => s.iter().filter_map(yaml::scalar_string).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The configuration checks (before rules): every need and dependency names a defined job in
+/// an allowed stage. `Err((job, message))`.
+pub fn references(jobs: &[Job], stages: &[String]) -> Result<(), (String, String)> {
+    let stage_of = |name: &str| {
+        jobs.iter()
+            .find(|j| j.base_name == name || j.name == name)
+            .and_then(|j| stages.iter().position(|s| *s == j.stage))
+    };
+    for job in jobs {
+        let here = stages.iter().position(|s| *s == job.stage);
+        let name = &job.base_name;
+        for need in needs_of(job.needs.as_ref()) {
+            match stage_of(&need.job) {
+                None if need.optional => {}
+                None => {
+                    return Err((
+                        job.name.clone(),
+                        format!("{name} job: undefined need: {}", need.job),
+                    ))
+                }
+                Some(s) if here.is_some_and(|h| s > h) => {
+                    return Err((
+                        job.name.clone(),
+                        format!(
+                            "{name} job: need {} is not defined in current or prior stages",
+                            need.job
+                        ),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        for dep in dependencies_of(job) {
+            match stage_of(&dep) {
+                None => {
+                    return Err((
+                        job.name.clone(),
+                        format!("{name} job: undefined dependency: {dep}"),
+                    ))
+                }
+                Some(s) if here.is_some_and(|h| s >= h) => {
+                    return Err((
+                        job.name.clone(),
+                        format!("{name} job: dependency {dep} is not defined in prior stages"),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The pipeline check (after rules): a job in the pipeline must not need a job that rules,
+/// `only` or `except` leave out, unless the need is optional.
+pub fn needs_in_pipeline(jobs: &[Job]) -> Result<(), (String, String)> {
+    for job in jobs.iter().filter(|j| j.excluded.is_none()) {
+        for need in needs_of(job.needs.as_ref()) {
+            let present = jobs
+                .iter()
+                .any(|j| (j.base_name == need.job || j.name == need.job) && j.excluded.is_none());
+            if !present && !need.optional {
+                return Err((
+                    job.name.clone(),
+                    format!(
+                        "'{}' job needs '{n}' job, but '{n}' does not exist in the pipeline. \
+                         This might be because of the only, except, or rules keywords. To need \
+                         a job that sometimes does not exist in the pipeline, use needs:optional.",
+                        job.name,
+                        n = need.job
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(name: &str, stage: &str, extra: &str) -> Job {
+        let resolved: Value = serde_yaml::from_str(&format!("{{script: [x], {extra}}}")).unwrap();
+        Job {
+            name: name.into(),
+            base_name: name.into(),
+            stage: stage.into(),
+            needs: resolved.get("needs").cloned(),
+            resolved,
+            ..Job::default()
+        }
+    }
+
+    fn stages() -> Vec<String> {
+        [".pre", "build", "test", "deploy", ".post"]
+            .map(String::from)
+            .to_vec()
+    }
+
+    #[test]
+    fn unknown_job_keys() {
+        let m: Mapping =
+            serde_yaml::from_str("{scirpt: x, script: y, stage: test, artefacts: {}}").unwrap();
+        assert_eq!(
+            unknown_keys("test", &m).as_deref(),
+            Some("jobs:test config contains unknown keys: scirpt, artefacts")
+        );
+        let ok: Mapping =
+            serde_yaml::from_str("{script: y, rules: [], needs: [], interruptible: true}").unwrap();
+        assert_eq!(unknown_keys("test", &ok), None);
+    }
+
+    #[test]
+    fn needs_forms() {
+        let v: Value = serde_yaml::from_str(
+            "[a, {job: b, optional: true}, {job: c, artifacts: false}, {pipeline: $X, job: d}, {project: p/q, job: e, ref: main}]",
+        )
+        .unwrap();
+        let names: Vec<(String, bool)> = needs_of(Some(&v))
+            .into_iter()
+            .map(|n| (n.job, n.optional))
+            .collect();
+        assert_eq!(
+            names,
+            [("a".into(), false), ("b".into(), true), ("c".into(), false)]
+        );
+    }
+
+    #[test]
+    fn references_in_gitlab_words() {
+        let check = |jobs: &[Job]| references(jobs, &stages()).map_err(|(_, m)| m);
+        let build = job("build", "build", "");
+        assert_eq!(
+            check(&[build.clone(), job("test", "test", "needs: [build]")]),
+            Ok(())
+        );
+        // same stage is fine for needs, not for dependencies
+        assert_eq!(
+            check(&[build.clone(), job("b2", "build", "needs: [build]")]),
+            Ok(())
+        );
+        assert_eq!(
+            check(&[build.clone(), job("test", "test", "needs: [biuld]")]),
+            Err("test job: undefined need: biuld".into())
+        );
+        assert_eq!(
+            check(&[job("test", "test", "needs: [{job: x, optional: true}]")]),
+            Ok(())
+        );
+        assert_eq!(
+            check(&[
+                job("test", "test", "needs: [deploy]"),
+                job("deploy", "deploy", "")
+            ]),
+            Err("test job: need deploy is not defined in current or prior stages".into())
+        );
+        assert_eq!(
+            check(&[build.clone(), job("b2", "build", "dependencies: [build]")]),
+            Err("b2 job: dependency build is not defined in prior stages".into())
+        );
+        assert_eq!(
+            check(&[job("test", "test", "dependencies: [nope]")]),
+            Err("test job: undefined dependency: nope".into())
+        );
+        assert_eq!(
+            check(&[build, job("test", "test", "dependencies: [build]")]),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn needs_of_excluded_jobs() {
+        let mut build = job("build", "build", "");
+        build.excluded = Some("rules: no rule matched".into());
+        let test = job("test", "test", "needs: [build]");
+        let e = needs_in_pipeline(&[build.clone(), test]).unwrap_err();
+        assert_eq!(e.0, "test");
+        assert!(
+            e.1.starts_with(
+                "'test' job needs 'build' job, but 'build' does not exist in the pipeline."
+            ),
+            "{}",
+            e.1
+        );
+        let optional = job("test", "test", "needs: [{job: build, optional: true}]");
+        assert_eq!(needs_in_pipeline(&[build.clone(), optional]), Ok(()));
+        // an excluded job's own needs do not count
+        let mut gone = job("test", "test", "needs: [build]");
+        gone.excluded = Some("x".into());
+        assert_eq!(needs_in_pipeline(&[build, gone]), Ok(()));
+    }
+}
