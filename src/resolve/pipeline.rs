@@ -396,6 +396,7 @@ fn resolve(
     });
 
     let mut jobs = Vec::new();
+    let mut triggers: Vec<(String, String)> = Vec::new();
     for (k, v) in &config {
         let Some(name) = k.as_str() else { continue };
         if !is_job_key(name) || name.starts_with('.') {
@@ -414,6 +415,9 @@ fn resolve(
             }
         };
         if job.contains_key("trigger") {
+            // Not runnable, but other jobs may need it.
+            let stage = job.get("stage").and_then(Value::as_str).unwrap_or("test");
+            triggers.push((name.to_owned(), stage.to_owned()));
             continue;
         }
         let job_err = |m: String| merged.error_at(name, m);
@@ -489,8 +493,8 @@ fn resolve(
             .position(|s| *s == j.stage)
             .unwrap_or(usize::MAX)
     });
-    let checks =
-        validate::references(&jobs, &stages).and_then(|()| validate::needs_in_pipeline(&jobs));
+    let checks = validate::references(&jobs, &stages, &triggers)
+        .and_then(|()| validate::needs_in_pipeline(&jobs));
     if let Err((job, message)) = checks {
         let base = jobs
             .iter()

@@ -100,50 +100,66 @@ fn dependencies_of(job: &Job) -> Vec<String> {
     }
 }
 
-/// The configuration checks (before rules): every need and dependency names a defined job in
-/// an allowed stage. `Err((job, message))`.
-pub fn references(jobs: &[Job], stages: &[String]) -> Result<(), (String, String)> {
+/// The configuration checks (GitLab's YAML processor, before rules): every need (the job's
+/// and its rules') and dependency names a defined job of the current or a prior stage, and no
+/// job needs another twice. `others` are jobs that are not in `jobs` but can be needed
+/// (trigger jobs), as (name, stage). `Err((job, message))`.
+pub fn references(
+    jobs: &[Job],
+    stages: &[String],
+    others: &[(String, String)],
+) -> Result<(), (String, String)> {
     let stage_of = |name: &str| {
         jobs.iter()
             .find(|j| j.base_name == name || j.name == name)
-            .and_then(|j| stages.iter().position(|s| *s == j.stage))
+            .map(|j| j.stage.as_str())
+            .or_else(|| {
+                others
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, s)| s.as_str())
+            })
+            .map(|stage| stages.iter().position(|s| s == stage))
     };
     for job in jobs {
         let here = stages.iter().position(|s| *s == job.stage);
         let name = &job.base_name;
-        for need in needs_of(job.needs.as_ref()) {
-            match stage_of(&need.job) {
-                None if need.optional => {}
-                None => {
-                    return Err((
-                        job.name.clone(),
-                        format!("{name} job: undefined need: {}", need.job),
-                    ))
-                }
-                Some(s) if here.is_some_and(|h| s > h) => {
-                    return Err((
-                        job.name.clone(),
-                        format!(
-                            "{name} job: need {} is not defined in current or prior stages",
-                            need.job
-                        ),
-                    ))
-                }
-                Some(_) => {}
-            }
+        let fail = |m: String| Err((job.name.clone(), m));
+        let mut lists = vec![needs_of(job.resolved.get("needs"))];
+        if let Some(Value::Sequence(rules)) = job.rules.as_ref() {
+            lists.extend(rules.iter().map(|r| needs_of(r.get("needs"))));
         }
-        for dep in dependencies_of(job) {
-            match stage_of(&dep) {
-                None => {
-                    return Err((
-                        job.name.clone(),
-                        format!("{name} job: undefined dependency: {dep}"),
-                    ))
+        let mut checks: Vec<(String, &str, bool)> = Vec::new();
+        for needs in &lists {
+            let mut seen: Vec<&str> = Vec::new();
+            let mut duplicated: Vec<&str> = Vec::new();
+            for n in needs {
+                if seen.contains(&n.job.as_str()) && !duplicated.contains(&n.job.as_str()) {
+                    duplicated.push(&n.job);
                 }
-                Some(s) if here.is_some_and(|h| s >= h) => {
-                    return Err((
-                        job.name.clone(),
-                        format!("{name} job: dependency {dep} is not defined in prior stages"),
+                seen.push(&n.job);
+            }
+            if !duplicated.is_empty() {
+                return fail(format!(
+                    "{name} has the following needs duplicated: {}.",
+                    duplicated.join(", ")
+                ));
+            }
+            checks.extend(needs.iter().map(|n| (n.job.clone(), "need", n.optional)));
+        }
+        checks.extend(
+            dependencies_of(job)
+                .into_iter()
+                .map(|d| (d, "dependency", false)),
+        );
+        for (target, kind, optional) in checks {
+            match stage_of(&target) {
+                None if optional => {}
+                None => return fail(format!("{name} job: undefined {kind}: {target}")),
+                // A need of the same stage is fine; a job of a stage not in `stages` never is.
+                Some(s) if s.is_none() || here.is_some_and(|h| s > Some(h)) => {
+                    return fail(format!(
+                        "{name} job: {kind} {target} is not defined in current or prior stages"
                     ))
                 }
                 Some(_) => {}
@@ -231,15 +247,19 @@ mod tests {
 
     #[test]
     fn references_in_gitlab_words() {
-        let check = |jobs: &[Job]| references(jobs, &stages()).map_err(|(_, m)| m);
+        let check = |jobs: &[Job]| references(jobs, &stages(), &[]).map_err(|(_, m)| m);
         let build = job("build", "build", "");
         assert_eq!(
             check(&[build.clone(), job("test", "test", "needs: [build]")]),
             Ok(())
         );
-        // same stage is fine for needs, not for dependencies
+        // the same stage is fine for needs and dependencies
         assert_eq!(
             check(&[build.clone(), job("b2", "build", "needs: [build]")]),
+            Ok(())
+        );
+        assert_eq!(
+            check(&[build.clone(), job("b2", "build", "dependencies: [build]")]),
             Ok(())
         );
         assert_eq!(
@@ -258,12 +278,35 @@ mod tests {
             Err("test job: need deploy is not defined in current or prior stages".into())
         );
         assert_eq!(
-            check(&[build.clone(), job("b2", "build", "dependencies: [build]")]),
-            Err("b2 job: dependency build is not defined in prior stages".into())
+            check(&[
+                job("test", "test", "dependencies: [deploy]"),
+                job("deploy", "deploy", "")
+            ]),
+            Err("test job: dependency deploy is not defined in current or prior stages".into())
         );
         assert_eq!(
             check(&[job("test", "test", "dependencies: [nope]")]),
             Err("test job: undefined dependency: nope".into())
+        );
+        assert_eq!(
+            check(&[
+                build.clone(),
+                job("test", "test", "needs: [build, {job: build}]")
+            ]),
+            Err("test has the following needs duplicated: build.".into())
+        );
+        // the needs of rules count too
+        let mut ruled = job("test", "test", "");
+        ruled.rules = Some(serde_yaml::from_str("[{when: always, needs: [nope]}]").unwrap());
+        assert_eq!(
+            check(&[ruled]),
+            Err("test job: undefined need: nope".into())
+        );
+        // trigger jobs can be needed
+        let t = job("test", "test", "needs: [downstream]");
+        assert_eq!(
+            references(&[t], &stages(), &[("downstream".into(), "build".into())]),
+            Ok(())
         );
         assert_eq!(
             check(&[build, job("test", "test", "dependencies: [build]")]),
