@@ -352,7 +352,7 @@ const REJECTS: &[(&str, &str, &str)] = &[
     (
         "stage-not-found",
         ".gitlab-ci.yml",
-        "chosen stage \"invalid\" does not exist",
+        "chosen stage invalid does not exist",
     ),
     (
         "reference-circular-chain",

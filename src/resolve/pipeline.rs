@@ -466,8 +466,9 @@ fn resolve(
             })
             .map_err(&job_err)
             .and_then(|built| match built.first() {
+                // GitLab's words.
                 Some(j) if !stages.contains(&j.stage) => Err(job_err(format!(
-                    "job \"{name}\": chosen stage \"{}\" does not exist; available stages are {}",
+                    "{name} job: chosen stage {} does not exist; available stages are {}",
                     j.stage,
                     stages.join(", ")
                 ))),
@@ -694,7 +695,7 @@ mod tests {
         let e = load_text("stages: [build]\nj: {script: x}\n").unwrap_err();
         assert_eq!(
             e.message,
-            "job \"j\": chosen stage \"test\" does not exist; available stages are .pre, build, .post"
+            "j job: chosen stage test does not exist; available stages are .pre, build, .post"
         );
         assert_eq!(e.line, Some(2));
         let e = load_text("stages: build\nj: {script: x}\n").unwrap_err();
