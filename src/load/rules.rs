@@ -37,6 +37,16 @@ impl Project for Nowhere {
     }
 }
 
+/// Test variables: a push pipeline on `main`.
+#[cfg(test)]
+pub(crate) fn push_on_main(k: &str) -> Option<String> {
+    match k {
+        "CI_COMMIT_BRANCH" => Some("main".into()),
+        "CI_PIPELINE_SOURCE" => Some("push".into()),
+        _ => None,
+    }
+}
+
 /// Whether an include is taken: the first matching rule decides (`when: never` skips it);
 /// no matching rule skips it.
 pub fn evaluate(

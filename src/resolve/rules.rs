@@ -141,15 +141,7 @@ pub fn settle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::rules::Nowhere;
-
-    fn vars(k: &str) -> Option<String> {
-        match k {
-            "CI_COMMIT_BRANCH" => Some("main".into()),
-            "CI_PIPELINE_SOURCE" => Some("push".into()),
-            _ => None,
-        }
-    }
+    use crate::load::rules::{push_on_main as vars, Nowhere};
 
     fn decide_yaml(y: &str) -> Result<Decision, String> {
         let v: Value = serde_yaml::from_str(y).unwrap();

@@ -80,15 +80,7 @@ pub fn name(raw: &str, vars: &dyn Fn(&str) -> Option<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::rules::Nowhere;
-
-    fn vars(k: &str) -> Option<String> {
-        match k {
-            "CI_COMMIT_BRANCH" => Some("main".into()),
-            "CI_PIPELINE_SOURCE" => Some("push".into()),
-            _ => None,
-        }
-    }
+    use crate::load::rules::{push_on_main as vars, Nowhere};
 
     fn eval(y: &str) -> Result<Workflow, String> {
         let v: Value = serde_yaml::from_str(y).unwrap();
