@@ -128,7 +128,8 @@ fn list_follows_rules_and_workflow_on_main_and_a_feature_branch() {
         .iter()
         .all(|j| j["excluded"] == "workflow: pipeline not created (rule 1: when: never)"));
     let r = p.run(&["list"]);
-    r.assert_code(0);
+    r.assert_code(0)
+        .assert_err("workflow: pipeline not created (rule 1: when: never)");
     assert_eq!(r.stdout.lines().count(), 1, "{}", r.stdout);
 }
 

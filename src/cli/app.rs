@@ -29,6 +29,14 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<(), Error> {
             if let Some(name) = &pipeline.name {
                 ui.info(&format!("pipeline: {name}"));
             }
+            if let Some(why) = pipeline
+                .jobs
+                .first()
+                .and_then(|j| j.excluded.as_deref())
+                .filter(|why| why.starts_with("workflow:"))
+            {
+                ui.info(&format!("{why}: `cijob list --all` lists the jobs anyway"));
+            }
             let text = if *json {
                 listing::json(&pipeline, *all)
             } else {

@@ -746,6 +746,30 @@ mod tests {
         assert_eq!(e.line, Some(3));
     }
 
+    /// Precedence (later wins): top-level, workflow rule, job, matching rule; rules see the
+    /// job's variables, not the rule's.
+    #[test]
+    fn rules_and_workflow_variables_in_precedence_order() {
+        let p = load_text(
+            "variables: {A: global, B: global, C: global, D: global}\n\
+             workflow:\n  rules:\n    - if: $A == 'global'\n      variables: {B: workflow, C: workflow, D: workflow}\n\
+             j:\n  script: [x]\n  variables: {C: job, D: job}\n  rules:\n    - if: $D == 'rule'\n      when: never\n    \
+             - if: $C == 'job' && $B == 'workflow'\n      variables: {D: rule}\n      when: manual\n",
+        )
+        .unwrap();
+        let j = &p.jobs[0];
+        assert_eq!(j.excluded, None);
+        assert_eq!(j.matched_rule, Some(2));
+        assert_eq!(j.when, When::Manual);
+        let got: Vec<_> = ["A", "B", "C", "D"]
+            .iter()
+            .map(|k| var(j, k).unwrap())
+            .collect();
+        assert_eq!(got, ["global", "workflow", "job", "rule"]);
+        assert_eq!(j.resolved["variables"]["D"], Value::from("rule"));
+        assert!(j.resolved.get("rules").is_none());
+    }
+
     #[test]
     fn job_locations_point_at_defining_file() {
         let p = load_files(&[

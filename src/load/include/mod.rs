@@ -218,7 +218,10 @@ impl Ctx<'_> {
                     let project: &dyn rules::Project = match (&origin, &self.options.project) {
                         (Origin::Local, Some(p)) => p.as_ref(),
                         (Origin::Local, None) => {
-                            local = crate::project::worktree::Worktree::new(self.root, "main");
+                            let default_branch =
+                                self.options.default_branch.as_deref().unwrap_or("main");
+                            local =
+                                crate::project::worktree::Worktree::new(self.root, default_branch);
                             &local
                         }
                         // A remote file's `exists` cannot look at this project.
