@@ -461,10 +461,11 @@ fn resolve(
                 file,
                 line: line.unwrap_or(1),
             });
-        if let Some(unknown) = validate::unknown_keys(name, &job) {
-            if lenient.is_none() {
-                return Err(job_err(unknown));
-            }
+        // A typo is an error whatever the includes: GitLab refuses the pipeline.
+        if let Some(unknown) =
+            validate::unknown_keys(name, &job).or_else(|| validate::rules_conflicts(name, &job))
+        {
+            return Err(job_err(unknown));
         }
         let built = job_model::build(name, job, &inherited, location)
             .and_then(|mut instances| {

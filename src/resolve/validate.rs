@@ -64,6 +64,23 @@ pub fn unknown_keys(name: &str, job: &Mapping) -> Option<String> {
     })
 }
 
+/// `jobs:NAME config key may not be used with `rules`: only, except` (GitLab's wording).
+pub fn rules_conflicts(name: &str, job: &Mapping) -> Option<String> {
+    if !job.contains_key("rules") {
+        return None;
+    }
+    let keys: Vec<&str> = ["only", "except", "start_in"]
+        .into_iter()
+        .filter(|k| job.contains_key(*k))
+        .collect();
+    (!keys.is_empty()).then(|| {
+        format!(
+            "jobs:{name} config key may not be used with `rules`: {}",
+            keys.join(", ")
+        )
+    })
+}
+
 /// One `needs:` entry naming a job of this pipeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Need {
@@ -227,6 +244,21 @@ mod tests {
         let ok: Mapping =
             serde_yaml::from_str("{script: y, rules: [], needs: [], interruptible: true}").unwrap();
         assert_eq!(unknown_keys("test", &ok), None);
+    }
+
+    #[test]
+    fn rules_exclude_only_and_except() {
+        let m: Mapping = serde_yaml::from_str(
+            "{script: y, rules: [{when: always}], only: [main], except: [tags]}",
+        )
+        .unwrap();
+        assert_eq!(
+            rules_conflicts("test", &m).as_deref(),
+            Some("jobs:test config key may not be used with `rules`: only, except")
+        );
+        let ok: Mapping =
+            serde_yaml::from_str("{script: y, only: [main], except: [tags]}").unwrap();
+        assert_eq!(rules_conflicts("test", &ok), None);
     }
 
     #[test]
