@@ -187,7 +187,7 @@ fn validation_errors_are_gitlabs_with_file_and_line() {
     let cases: &[(&str, &str)] = &[
         (
             "build:\n  script: [x]\n\ntest:\n  scirpt: [x]\n  script: [y]\n",
-            ".gitlab-ci.yml:4: jobs:test config contains unknown keys: scirpt",
+            ".gitlab-ci.yml:5: jobs:test config contains unknown keys: scirpt\n 5 |   scirpt: [x]",
         ),
         (
             "test:\n  script: [x]\n  needs: [biuld]\nbuild:\n  stage: build\n  script: [x]\n",

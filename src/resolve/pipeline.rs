@@ -462,10 +462,13 @@ fn resolve(
                 line: line.unwrap_or(1),
             });
         // A typo is an error whatever the includes: GitLab refuses the pipeline.
-        if let Some(unknown) =
-            validate::unknown_keys(name, &job).or_else(|| validate::rules_conflicts(name, &job))
-        {
-            return Err(job_err(unknown));
+        let unknown = validate::unknown_keys(&job);
+        if let Some(first) = unknown.first() {
+            let message = validate::unknown_keys_message(name, &unknown);
+            return Err(error_at_child(&merged, name, first, message));
+        }
+        if let Some(conflict) = validate::rules_conflicts(name, &job) {
+            return Err(job_err(conflict));
         }
         let built = job_model::build(name, job, &inherited, location)
             .and_then(|mut instances| {
@@ -528,6 +531,42 @@ fn resolve(
         jobs,
         name: pipeline_name,
     })
+}
+
+/// An error at `key:` inside the job `job` when the job's own text has that key (a key from
+/// `extends` or `default:` is elsewhere), else at the job.
+fn error_at_child(merged: &Merged, job: &str, key: &str, message: String) -> ConfigError {
+    let err = merged.error_at(job, message);
+    let (Some(&index), Some(start)) = (merged.origins.get(job), err.line) else {
+        return err;
+    };
+    let text = &merged.files[index].text;
+    let blank = |l: &str| l.trim().is_empty() || l.trim_start().starts_with('#');
+    // The job's body: the indented lines after its key, at the first one's indentation.
+    let mut indent = None;
+    let found = text
+        .lines()
+        .enumerate()
+        .skip(start)
+        .take_while(|(_, l)| blank(l) || l.starts_with([' ', '\t']))
+        .filter(|(_, l)| !blank(l))
+        .filter(|(_, l)| {
+            let own = l.len() - l.trim_start().len();
+            *indent.get_or_insert(own) == own
+        })
+        .find(|(_, l)| {
+            let t = l.trim_start();
+            let t = t.strip_prefix(['"', '\'']).unwrap_or(t);
+            t.strip_prefix(key).is_some_and(|rest| {
+                rest.trim_start_matches(['"', '\''])
+                    .trim_start()
+                    .starts_with(':')
+            })
+        });
+    match found {
+        Some((i, _)) => err.at(i + 1, None).with_source(text),
+        None => err,
+    }
 }
 
 /// Declared stages framed by `.pre`/`.post`, or GitLab's default list.
@@ -769,6 +808,26 @@ mod tests {
         assert_eq!(got, ["global", "workflow", "job", "rule"]);
         assert_eq!(j.resolved["variables"]["D"], Value::from("rule"));
         assert!(j.resolved.get("rules").is_none());
+    }
+
+    #[test]
+    fn unknown_keys_point_at_the_key_when_the_job_has_it() {
+        let e = load_text(
+            "test:\n  variables:\n    scirpt: 1\n  # scirpt: no\n\n  script: [x]\n  scirpt: [y]\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.message, "jobs:test config contains unknown keys: scirpt");
+        assert_eq!(e.line, Some(7));
+        // From extends: at the job; in flow style: at the job.
+        let e = load_text(".base: {artefacts: {}}\n\ntest:\n  extends: .base\n  script: [x]\n")
+            .unwrap_err();
+        assert_eq!(
+            e.message,
+            "jobs:test config contains unknown keys: artefacts"
+        );
+        assert_eq!(e.line, Some(3));
+        let e = load_text("a: {script: [x]}\ntest: {script: [x], scirpt: [y]}\n").unwrap_err();
+        assert_eq!(e.line, Some(2));
     }
 
     #[test]

@@ -49,19 +49,20 @@ pub const JOB_KEYS: &[&str] = &[
     "when",
 ];
 
-/// `jobs:NAME config contains unknown keys: a, b` when the job has keys GitLab does not know.
-pub fn unknown_keys(name: &str, job: &Mapping) -> Option<String> {
-    let unknown: Vec<String> = job
-        .keys()
+/// The keys of a job GitLab does not know, in the job's order.
+pub fn unknown_keys(job: &Mapping) -> Vec<String> {
+    job.keys()
         .map(|k| yaml::scalar_string(k).unwrap_or_default())
         .filter(|k| !JOB_KEYS.contains(&k.as_str()))
-        .collect();
-    (!unknown.is_empty()).then(|| {
-        format!(
-            "jobs:{name} config contains unknown keys: {}",
-            unknown.join(", ")
-        )
-    })
+        .collect()
+}
+
+/// `jobs:NAME config contains unknown keys: a, b`.
+pub fn unknown_keys_message(name: &str, unknown: &[String]) -> String {
+    format!(
+        "jobs:{name} config contains unknown keys: {}",
+        unknown.join(", ")
+    )
 }
 
 /// `jobs:NAME config key may not be used with `rules`: only, except` (GitLab's wording).
@@ -237,13 +238,14 @@ mod tests {
     fn unknown_job_keys() {
         let m: Mapping =
             serde_yaml::from_str("{scirpt: x, script: y, stage: test, artefacts: {}}").unwrap();
+        let unknown = unknown_keys(&m);
         assert_eq!(
-            unknown_keys("test", &m).as_deref(),
-            Some("jobs:test config contains unknown keys: scirpt, artefacts")
+            unknown_keys_message("test", &unknown),
+            "jobs:test config contains unknown keys: scirpt, artefacts"
         );
         let ok: Mapping =
             serde_yaml::from_str("{script: y, rules: [], needs: [], interruptible: true}").unwrap();
-        assert_eq!(unknown_keys("test", &ok), None);
+        assert!(unknown_keys(&ok).is_empty());
     }
 
     #[test]
