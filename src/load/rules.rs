@@ -97,7 +97,12 @@ pub fn matches(
     }
     if let Some(changes) = rule.get("changes") {
         let (patterns, compare_to) = paths(changes, "changes", vars)?;
-        if let Some(changed) = project.changed_files(compare_to.as_deref()) {
+        let changed = if has_push_diff(vars) {
+            project.changed_files(compare_to.as_deref())
+        } else {
+            None
+        };
+        if let Some(changed) = changed {
             if !any_match(&patterns, &changed, usize::MAX)? {
                 return Ok(false);
             }
@@ -110,6 +115,17 @@ pub fn matches(
         }
     }
     Ok(true)
+}
+
+/// Whether the pipeline has changes to compare: GitLab's `changes` is always true for tags
+/// and for pipelines that no push started (schedules, triggers, the web, the API...).
+fn has_push_diff(vars: &dyn Fn(&str) -> Option<String>) -> bool {
+    let source = vars("CI_PIPELINE_SOURCE");
+    vars("CI_COMMIT_TAG").is_none()
+        && matches!(
+            source.as_deref(),
+            None | Some("push" | "merge_request_event" | "external_pull_request_event")
+        )
 }
 
 /// The patterns of `changes:`/`exists:` (a list, or `{paths, compare_to}`), expanded, and
@@ -319,6 +335,15 @@ mod tests {
         };
         let v: Value = serde_yaml::from_str("{changes: [x]}").unwrap();
         assert!(matches(v.as_mapping().unwrap(), &vars, &unknown).unwrap());
+        // Tags and pipelines no push started: changes always match.
+        let tag = |k: &str| (k == "CI_COMMIT_TAG").then(|| "v1".to_string());
+        let schedule = |k: &str| (k == "CI_PIPELINE_SOURCE").then(|| "schedule".to_string());
+        let mr = |k: &str| (k == "CI_PIPELINE_SOURCE").then(|| "merge_request_event".to_string());
+        let rule = v.as_mapping().unwrap();
+        assert!(matches(rule, &tag, &project()).unwrap());
+        assert!(matches(rule, &schedule, &project()).unwrap());
+        assert!(!matches(rule, &mr, &project()).unwrap());
+        assert!(!matches(rule, &vars, &project()).unwrap());
     }
 
     #[test]
