@@ -62,7 +62,7 @@ id=$$-$RANDOM
 docker volume create v$id >/dev/null
 docker run -d --name s$id -v v$id:/builds cijob-test/svc-tcp >/dev/null
 ip=$(docker inspect -f '{{.NetworkSettings.IPAddress}}' s$id)
-until docker exec s$id cat /proc/net/tcp | awk '$4 == "0A" && $2 ~ /:1F90$/ { f = 1 } END { exit !f }'; do sleep 0.05; done
+until docker exec s$id cat /proc/net/tcp /proc/net/tcp6 | awk '$4 == "0A" && $2 ~ /:1F90$/ { f = 1 } END { exit !f }'; do sleep 0.05; done
 docker run --rm --add-host web:$ip -v v$id:/builds cijob-test/busybox sh -c 'wget -qO- http://web:8080/' >/dev/null
 docker rm -f -v s$id >/dev/null; docker volume rm v$id >/dev/null
 SH

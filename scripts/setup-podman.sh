@@ -6,6 +6,8 @@
 #   3. start the Docker-compatible API: podman system service on /run/podman/podman.sock
 #   4. copy the fixture images from Docker into Podman's store (docker save | podman load),
 #      so nothing is pulled
+#   5. rootless Podman: a user `cijob-rootless` whose own `podman system service` answers on
+#      /run/cijob-rootless/podman.sock, with the same fixture images in its own store
 # Called by scripts/setup-docker.sh after the fixture images are built. Safe to re-run.
 set -euo pipefail
 
@@ -24,6 +26,9 @@ command -v aardvark-dns >/dev/null || [ -x /usr/lib/podman/aardvark-dns ] || mis
 command -v socat >/dev/null || missing+=(socat)
 command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v ssh >/dev/null || missing+=(openssh-client)
+# rootless Podman: subordinate ids and user-mode networking
+command -v newuidmap >/dev/null || missing+=(uidmap)
+command -v slirp4netns >/dev/null || missing+=(slirp4netns)
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -92,4 +97,44 @@ if [ "${#todo[@]}" -gt 0 ]; then
   docker save "${todo[@]}" | podman load -q
 else
   log "fixture images present in Podman's store"
+fi
+
+# --- 5. rootless Podman ---------------------------------------------------------------
+RL_USER=cijob-rootless
+RL_RUN=/run/cijob-rootless
+RL_SOCK=$RL_RUN/podman.sock
+RL_LOG="${CIJOB_PODMAN_ROOTLESS_LOG:-/var/log/cijob-podman-rootless.log}"
+id "$RL_USER" >/dev/null 2>&1 || { log "creating user $RL_USER"; useradd -m -s /bin/sh "$RL_USER"; }
+for f in /etc/subuid /etc/subgid; do
+  grep -q "^$RL_USER:" "$f" 2>/dev/null || echo "$RL_USER:200000:65536" >> "$f"
+done
+# slirp4netns opens /dev/net/tun as the user: distributions ship it 0666, some sandboxes 0600.
+if [ -c /dev/net/tun ] && ! runuser -u "$RL_USER" -- test -w /dev/net/tun; then
+  log "making /dev/net/tun usable by unprivileged users (0666, as distributions ship it)"
+  chmod 0666 /dev/net/tun
+fi
+mkdir -p "$RL_RUN" && chown "$RL_USER:" "$RL_RUN" && chmod 0700 "$RL_RUN"
+touch "$RL_LOG" && chown "$RL_USER:" "$RL_LOG"
+as_rl() { runuser -u "$RL_USER" -- env -C / XDG_RUNTIME_DIR="$RL_RUN" HOME="$(getent passwd "$RL_USER" | cut -d: -f6)" "$@"; }
+rl_answers() { curl -sf --unix-socket "$RL_SOCK" http://d/_ping >/dev/null 2>&1; }
+if rl_answers; then
+  log "rootless podman system service answers on $RL_SOCK"
+else
+  log "starting rootless podman system service as $RL_USER on $RL_SOCK (log: $RL_LOG)"
+  as_rl setsid nohup podman system service --time=0 "unix://$RL_SOCK" >>"$RL_LOG" 2>&1 </dev/null &
+  for i in $(seq 1 50); do
+    rl_answers && break
+    [ "$i" = 50 ] && { tail -n 20 "$RL_LOG" >&2; die "rootless podman system service did not answer within 10s"; }
+    sleep 0.2
+  done
+fi
+todo=()
+for i in "${images[@]}"; do
+  as_rl podman image exists "$i" || todo+=("$i")
+done
+if [ "${#todo[@]}" -gt 0 ]; then
+  log "copying into $RL_USER's Podman store: ${todo[*]}"
+  docker save "${todo[@]}" | as_rl podman load -q
+else
+  log "fixture images present in $RL_USER's Podman store"
 fi

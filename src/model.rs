@@ -13,13 +13,21 @@ pub struct Pipeline {
     pub file: std::path::PathBuf,
     /// Stage names in pipeline order, always framed by `.pre` and `.post`.
     pub stages: Vec<String>,
-    /// Runnable jobs, in pipeline order (by stage, then by definition order).
+    /// Every job, in pipeline order (by stage, then by definition order), those that rules,
+    /// `only`/`except` or `workflow` leave out of the pipeline included (see `Job::excluded`).
     pub jobs: Vec<Job>,
+    /// `workflow:name`, expanded.
+    pub name: Option<String>,
 }
 
 impl Pipeline {
     pub fn job(&self, name: &str) -> Option<&Job> {
         self.jobs.iter().find(|j| j.name == name)
+    }
+
+    /// The jobs of the pipeline GitLab would create here.
+    pub fn included(&self) -> impl Iterator<Item = &Job> {
+        self.jobs.iter().filter(|j| j.excluded.is_none())
     }
 }
 
@@ -46,8 +54,16 @@ pub struct Job {
     pub node_index: Option<u32>,
     /// `CI_NODE_TOTAL` (1 when not parallel).
     pub node_total: u32,
+    /// Why GitLab would leave the job out of the pipeline here (`rules: no rule matched`,
+    /// `rule 2: when: never`, `workflow: pipeline not created`, `only: ...`).
+    pub excluded: Option<String>,
+    /// The 1-based index of the `rules:` entry that matched.
+    pub matched_rule: Option<usize>,
+    /// `interruptible`, the matching rule's when it sets one.
+    pub interruptible: Option<bool>,
     /// Keywords kept as YAML because cijob does not interpret them yet
-    /// (rules, needs, artifacts, cache, unknown keys...).
+    /// (rules, needs, artifacts, cache, unknown keys...). `needs` is the matching rule's
+    /// when it has one.
     pub rules: Option<Value>,
     pub needs: Option<Value>,
     pub artifacts: Option<Value>,
@@ -75,6 +91,9 @@ impl Default for Job {
             timeout: None,
             node_index: None,
             node_total: 1,
+            excluded: None,
+            matched_rule: None,
+            interruptible: None,
             rules: None,
             needs: None,
             artifacts: None,

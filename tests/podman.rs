@@ -1,8 +1,10 @@
-//! End-to-end against Podman's Docker-compatible API (`podman system service` on
-//! /run/podman/podman.sock, set up by scripts/setup-podman.sh with the fixture images copied
-//! into its store): services and aliases (default bridge and per-build network), the health
-//! check on both paths, `--keep` and `clean`, `--debug` and `cijob shell`, an interrupt, and
-//! a pull from the test registry. These tests fail, never skip, when Podman is not there.
+//! End-to-end against Podman's Docker-compatible API (`podman system service`, set up by
+//! scripts/setup-podman.sh with the fixture images copied into its store), rootful on
+//! /run/podman/podman.sock and rootless (user `cijob-rootless`) on
+//! /run/cijob-rootless/podman.sock: services and aliases (default bridge and per-build
+//! network), the health check on both paths, `--keep` and `clean`, `--debug` and `cijob
+//! shell`, an interrupt, and a pull from the test registry. These tests fail, never skip, when
+//! Podman is not there.
 
 mod common;
 #[path = "common/tmux.rs"]
@@ -15,26 +17,21 @@ use base64::Engine as _;
 use common::*;
 use tmux::Tmux;
 
-const PODMAN: &str = "unix:///run/podman/podman.sock";
+const ROOTFUL: &str = "unix:///run/podman/podman.sock";
+const ROOTLESS: &str = "unix:///run/cijob-rootless/podman.sock";
 
-fn require_podman() {
-    let ok = Command::new("docker")
-        .args(["-H", PODMAN, "version", "-f", "{{.Server.Version}}"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+fn require_podman(podman: &str) {
     assert!(
-        ok,
-        "Podman's API does not answer on {PODMAN}: run scripts/setup-podman.sh"
+        docker_succeeds(&["-H", podman, "version", "-f", "{{.Server.Version}}"]),
+        "Podman's API does not answer on {podman}: run scripts/setup-podman.sh"
     );
 }
 
 /// `cijob ARGS` against Podman (through DOCKER_HOST, as a user would set it).
-fn podman_run(p: &Project, args: &[&str]) -> Run {
+fn podman_run(podman: &str, p: &Project, args: &[&str]) -> Run {
     Run::from(
         p.cijob(args)
-            .env("DOCKER_HOST", PODMAN)
+            .env("DOCKER_HOST", podman)
             .env_remove("DOCKER_CONTEXT")
             .output()
             .unwrap(),
@@ -42,7 +39,7 @@ fn podman_run(p: &Project, args: &[&str]) -> Run {
 }
 
 /// Podman's containers, networks and volumes of `job`.
-fn podman_leftovers(job: &str) -> Vec<String> {
+fn podman_leftovers(podman: &str, job: &str) -> Vec<String> {
     let mut out = Vec::new();
     for args in [
         vec!["ps", "-a", "-q"],
@@ -50,7 +47,7 @@ fn podman_leftovers(job: &str) -> Vec<String> {
         vec!["volume", "ls", "-q"],
     ] {
         let o = Command::new("docker")
-            .args(["-H", PODMAN])
+            .args(["-H", podman])
             .args(&args)
             .args(["--filter", &format!("label=cijob.job={job}")])
             .output()
@@ -65,8 +62,8 @@ fn podman_leftovers(job: &str) -> Vec<String> {
 }
 
 #[track_caller]
-fn assert_nothing_left(job: &str) {
-    let left = podman_leftovers(job);
+fn assert_nothing_left(podman: &str, job: &str) {
+    let left = podman_leftovers(podman, job);
     assert!(left.is_empty(), "left behind on Podman: {left:?}");
 }
 
@@ -76,23 +73,21 @@ fn service_job(job: &str, per_build_network: bool, delay: &str) -> String {
     )
 }
 
-#[test]
-fn podman_services_and_aliases_on_the_default_bridge_and_a_per_build_network() {
-    require_podman();
+fn podman_services_and_aliases_on_the_default_bridge_and_a_per_build_network(podman: &str) {
+    require_podman(podman);
     for per_build in [false, true] {
         let job = unique("pm-svc");
         let p = Project::new(&service_job(&job, per_build, "1"));
-        let r = podman_run(&p, &["run", &job]);
+        let r = podman_run(podman, &p, &["run", &job]);
         r.assert_code(0)
             .assert_not("probably didn't start properly");
         assert_eq!(r.stdout.matches("hello from").count(), 3, "{}", r.stdout);
-        assert_nothing_left(&job);
+        assert_nothing_left(podman, &job);
     }
 }
 
-#[test]
-fn podman_health_check_from_inside_the_network_and_its_warning() {
-    require_podman();
+fn podman_health_check_from_inside_the_network_and_its_warning(podman: &str) {
+    require_podman(podman);
     // In a network namespace of its own cijob cannot dial Podman's bridge (as with Podman
     // machine on a Mac): the check runs inside.
     let job = unique("pm-inside");
@@ -102,7 +97,7 @@ fn podman_health_check_from_inside_the_network_and_its_warning() {
         Command::new("unshare")
             .arg("--net")
             .arg(bin())
-            .args(["-H", PODMAN, "-C"])
+            .args(["-H", podman, "-C"])
             .arg(p.path())
             .args(["run", &job])
             .env("NO_COLOR", "1")
@@ -113,45 +108,47 @@ fn podman_health_check_from_inside_the_network_and_its_warning() {
     r.assert_code(0)
         .assert_not("probably didn't start properly");
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
-    assert_nothing_left(&job);
+    assert_nothing_left(podman, &job);
 
     let job = unique("pm-never");
     let p = Project::new(&service_job(&job, false, "60"));
-    let r = podman_run(&p, &["run", &job, "--wait-for-services-timeout", "2"]);
+    let r = podman_run(
+        podman,
+        &p,
+        &["run", &job, "--wait-for-services-timeout", "2"],
+    );
     r.assert_code(1)
         .assert_err("probably didn't start properly")
         .assert_err("-wait-for-service\" timeout")
         .assert_err("svc-tcp: sleeping 60s before listening");
-    assert_nothing_left(&job);
+    assert_nothing_left(podman, &job);
 }
 
-#[test]
-fn podman_keep_then_clean() {
-    require_podman();
+fn podman_keep_then_clean(podman: &str) {
+    require_podman(podman);
     let job = unique("pm-keep");
     let p = Project::new(&service_job(&job, true, "0"));
-    podman_run(&p, &["run", &job, "--keep"])
+    podman_run(podman, &p, &["run", &job, "--keep"])
         .assert_code(0)
         .assert_err("Kept the job's containers");
-    let kept = podman_leftovers(&job);
+    let kept = podman_leftovers(podman, &job);
     assert_eq!(
         kept.len(),
         4,
         "2 containers, the network, the volume: {kept:?}"
     );
-    podman_run(&p, &["clean", &job])
+    podman_run(podman, &p, &["clean", &job])
         .assert_code(0)
         .assert_err("removed 4 object(s)");
-    assert_nothing_left(&job);
+    assert_nothing_left(podman, &job);
 }
 
-#[test]
-fn podman_sigint_during_the_health_check_cleans_up() {
-    require_podman();
+fn podman_sigint_during_the_health_check_cleans_up(podman: &str) {
+    require_podman(podman);
     let job = unique("pm-int");
     let p = Project::new(&service_job(&job, true, "60"));
     let mut child = p
-        .cijob(&["-H", PODMAN, "run", &job])
+        .cijob(&["-H", podman, "run", &job])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -167,12 +164,11 @@ fn podman_sigint_during_the_health_check_cleans_up() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
-    assert_nothing_left(&job);
+    assert_nothing_left(podman, &job);
 }
 
-#[test]
-fn podman_pulls_from_the_test_registry_with_credentials() {
-    require_podman();
+fn podman_pulls_from_the_test_registry_with_credentials(podman: &str) {
+    require_podman(podman);
     let job = unique("pm-pull");
     let auth = base64::engine::general_purpose::STANDARD.encode("cijob:cijob-registry-pw-5000");
     let p = Project::new(&format!(
@@ -180,7 +176,7 @@ fn podman_pulls_from_the_test_registry_with_credentials() {
     ));
     let cfg = tempfile::tempdir().unwrap();
     let r = Run::from(
-        p.cijob(&["-H", PODMAN, "run", &job, "--pull", "always"])
+        p.cijob(&["-H", podman, "run", &job, "--pull", "always"])
             .env("DOCKER_CONFIG", cfg.path())
             .env_remove("DOCKER_AUTH_CONFIG")
             .output()
@@ -190,17 +186,16 @@ fn podman_pulls_from_the_test_registry_with_credentials() {
         .assert_out("pulled-and-ran")
         .assert_err("Pulling docker image localhost:5000/private/busybox:1 ...")
         .assert_not("cijob-registry-pw-5000");
-    assert_nothing_left(&job);
+    assert_nothing_left(podman, &job);
 }
 
-#[test]
-fn podman_debug_retry_and_shell() {
-    require_podman();
+fn podman_debug_retry_and_shell(podman: &str) {
+    require_podman(podman);
     let job = unique("pm-debug");
     let p = Project::new(&format!(
         "\"{job}\":\n  image: cijob-test/busybox\n  script:\n    - export MADE_BY_SCRIPT=yes\n    - test -f fixed\n    - echo finished-with-$MADE_BY_SCRIPT\n"
     ));
-    let t = Tmux::start(p.path(), &format!("-H {PODMAN} run '{job}' --debug"));
+    let t = Tmux::start(p.path(), &format!("-H {podman} run '{job}' --debug"));
     t.wait_for("[s] shell here");
     t.keys(&["s"]);
     t.wait_for("Opening a shell");
@@ -211,40 +206,68 @@ fn podman_debug_retry_and_shell() {
     t.keys(&["r"]);
     assert_eq!(t.exit_code(), 0, "{}", t.screen());
     assert!(t.screen().contains("finished-with-yes"), "{}", t.screen());
-    assert_nothing_left(&job);
+    assert_nothing_left(podman, &job);
 
     // `cijob shell` in a kept run.
     let job = unique("pm-shell");
     let p = Project::new(&format!(
         "\"{job}\":\n  image: cijob-test/busybox\n  script: [echo done]\n"
     ));
-    podman_run(&p, &["run", &job, "--keep"]).assert_code(0);
-    let t = Tmux::start(p.path(), &format!("-H {PODMAN} shell '{job}'"));
+    podman_run(podman, &p, &["run", &job, "--keep"]).assert_code(0);
+    let t = Tmux::start(p.path(), &format!("-H {podman} shell '{job}'"));
     std::thread::sleep(Duration::from_millis(800));
     t.type_text("echo \"in:$CI_JOB_NAME:$(pwd)\"; exit\n");
     t.wait_for(&format!("in:{job}:/builds/"));
     assert_eq!(t.exit_code(), 0, "{}", t.screen());
-    podman_run(&p, &["clean", &job]).assert_code(0);
-    assert_nothing_left(&job);
+    podman_run(podman, &p, &["clean", &job]).assert_code(0);
+    assert_nothing_left(podman, &job);
 }
 
-#[test]
-fn needs_artifacts_dotenv_and_cache_through_podmans_archive_endpoints() {
-    require_podman();
+fn podman_needs_artifacts_dotenv_and_cache_through_the_archive_endpoints(podman: &str) {
+    require_podman(podman);
     let build = unique("build");
     let test = unique("test");
     let p = Project::new(&format!(
         "stages: [build, test]\n\"{build}\":\n  stage: build\n  image: cijob-test/busybox\n  script: [\"mkdir -p out && echo from-podman > out/app\", \"echo V=7 > b.env\"]\n  artifacts:\n    paths: [out/]\n    reports: {{dotenv: b.env}}\n\"{test}\":\n  stage: test\n  image: cijob-test/busybox\n  needs: [\"{build}\"]\n  cache: {{key: k, paths: [deps/]}}\n  script: [\"cat out/app\", \"echo v=$V\", \"cat deps/x || true\", \"mkdir -p deps && echo cached > deps/x\"]\n"
     ));
-    podman_run(&p, &["run", &test, "--needs"])
+    podman_run(podman, &p, &["run", &test, "--needs"])
         .assert_code(0)
         .assert_out("from-podman")
         .assert_out("v=7")
         .assert_err("Created cache");
-    podman_run(&p, &["run", &test])
+    podman_run(podman, &p, &["run", &test])
         .assert_code(0)
         .assert_err("Successfully extracted cache")
         .assert_out("cached");
-    assert_nothing_left(&build);
-    assert_nothing_left(&test);
+    assert_nothing_left(podman, &build);
+    assert_nothing_left(podman, &test);
 }
+
+/// Each scenario on rootful Podman and on rootless Podman (its bridge lives in the user's
+/// network namespace, so the health check always runs from inside).
+macro_rules! on_both {
+    ($($scenario:ident),* $(,)?) => {
+        mod rootful {
+            $(#[test]
+            fn $scenario() {
+                super::$scenario(super::ROOTFUL);
+            })*
+        }
+        mod rootless {
+            $(#[test]
+            fn $scenario() {
+                super::$scenario(super::ROOTLESS);
+            })*
+        }
+    };
+}
+
+on_both!(
+    podman_services_and_aliases_on_the_default_bridge_and_a_per_build_network,
+    podman_health_check_from_inside_the_network_and_its_warning,
+    podman_keep_then_clean,
+    podman_sigint_during_the_health_check_cleans_up,
+    podman_pulls_from_the_test_registry_with_credentials,
+    podman_debug_retry_and_shell,
+    podman_needs_artifacts_dotenv_and_cache_through_the_archive_endpoints,
+);

@@ -12,7 +12,7 @@ use crate::execute::endpoint::{self, Endpoint};
 use crate::execute::leftovers;
 use crate::execute::run::{self, ProjectSource};
 use crate::execute::store;
-use crate::model::{Job, Pipeline};
+use crate::model::{Job, Pipeline, Variable};
 use crate::plan::artifacts::Received;
 use crate::plan::labels::{LABEL_JOB, LABEL_MANAGED, LABEL_TYPE, TYPE_BUILD};
 use crate::plan::{self, Handover, PlanInput, RunPlan};
@@ -29,19 +29,32 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<(), Error> {
     let cwd = std::env::current_dir()
         .map_err(|e| Error::Failed(format!("cannot read the current directory: {e}")))?;
     match &cli.command {
-        Command::List { json } => {
-            let (_, pipeline, _) = load(&cli, &cwd, ui)?;
+        Command::List { json, all, vars } => {
+            let (_, pipeline, _) = load(&cli, &cwd, ui, &cli_vars(vars)?)?;
+            if let Some(name) = &pipeline.name {
+                ui.info(&format!("pipeline: {name}"));
+            }
+            if let Some(why) = pipeline
+                .jobs
+                .first()
+                .and_then(|j| j.excluded.as_deref())
+                .filter(|why| why.starts_with("workflow:"))
+            {
+                ui.info(&format!("{why}: `cijob list --all` lists the jobs anyway"));
+            }
             let text = if *json {
-                listing::json(&pipeline)
+                listing::json(&pipeline, *all)
             } else {
-                listing::table(&pipeline)
+                listing::table(&pipeline, *all)
             };
             print(&text);
             Ok(())
         }
-        Command::Show { job } => {
-            let (_, pipeline, _) = load(&cli, &cwd, ui)?;
-            print(&listing::show(find_job(&pipeline, job)?));
+        Command::Show { job, vars } => {
+            let (_, pipeline, _) = load(&cli, &cwd, ui, &cli_vars(vars)?)?;
+            let job = find_job(&pipeline, job)?;
+            warn_if_excluded(job, ui);
+            print(&listing::show(job));
             Ok(())
         }
         Command::Run(args) => run_job(&cli, args, &cwd, ui, args.dry_run),
@@ -90,14 +103,44 @@ fn print(text: &str) {
 
 /// The pipeline, where it was found, and what git says of the project (read once: the
 /// includes and the run both need it).
-fn load(cli: &Cli, cwd: &Path, ui: &Ui) -> Result<(ConfigLocation, Pipeline, GitInfo), Error> {
+fn load(
+    cli: &Cli,
+    cwd: &Path,
+    ui: &Ui,
+    vars: &[Variable],
+) -> Result<(ConfigLocation, Pipeline, GitInfo), Error> {
     let location = discover::discover(cwd, cli.file.as_deref(), cli.directory.as_deref())?;
     let git = git::info(&location.project_root);
-    let loaded = loader::load_with(&location, &include_options(cli, &git))?;
+    let overrides = vars
+        .iter()
+        .map(|v| (v.key.clone(), v.value.clone()))
+        .collect();
+    let options = include_options(cli, &git).with_overrides(&git, overrides);
+    let loaded = loader::load_with(&location, &options)?;
     for w in &loaded.warnings {
         ui.warning(w);
     }
     Ok((location, loaded.pipeline, git))
+}
+
+/// `--var KEY=VALUE` of `list` and `show`.
+fn cli_vars(vars: &[String]) -> Result<Vec<Variable>, Error> {
+    vars.iter()
+        .map(|kv| {
+            crate::cli::config::parse_var(kv)
+                .ok_or_else(|| Error::Usage(format!("--var {kv:?}: expected KEY=VALUE")))
+        })
+        .collect()
+}
+
+/// GitLab would not run this job here: say why, naming the rule (cijob runs it anyway).
+fn warn_if_excluded(job: &Job, ui: &Ui) {
+    if let Some(why) = &job.excluded {
+        ui.warning(&format!(
+            "job \"{}\" is not in the pipeline GitLab would create here ({why}); cijob goes on as asked",
+            job.name
+        ));
+    }
 }
 
 /// Include settings from the flags, the environment and git.
@@ -159,13 +202,13 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 }
 
 fn run_job(cli: &Cli, args: &RunArgs, cwd: &Path, ui: &Ui, dry_run: bool) -> Result<(), Error> {
-    let (location, pipeline, git) = load(cli, cwd, ui)?;
     // Relative paths on the command line (--var-file) are relative to -C like everything else.
     let base = cli
         .directory
         .as_ref()
         .map_or(cwd.to_path_buf(), |d| cwd.join(d));
     let config = RunConfig::from_args(args, &base)?;
+    let (location, pipeline, git) = load(cli, cwd, ui, &config.vars)?;
     if config.debug != DebugMode::Off && !dry_run && !interactive() {
         return Err(Error::Usage(
             "--debug and --step need a terminal (stdin and stderr must be a TTY)".to_string(),
@@ -182,11 +225,12 @@ fn run_job(cli: &Cli, args: &RunArgs, cwd: &Path, ui: &Ui, dry_run: bool) -> Res
             }
         }
         None if interactive() && !dry_run => {
-            let all: Vec<&Job> = pipeline.jobs.iter().collect();
+            let all: Vec<&Job> = pipeline.included().collect();
             pick(&all, "")?
         }
         None => return Err(Error::Usage(no_job_message(&pipeline))),
     };
+    warn_if_excluded(job, ui);
     let config_path = location
         .file
         .strip_prefix(&location.project_root)
@@ -313,7 +357,7 @@ fn handover(
 
 /// `cijob artifacts JOB [--out DIR]`.
 fn artifacts(cli: &Cli, cwd: &Path, ui: &Ui, name: &str, out: Option<&Path>) -> Result<(), Error> {
-    let (location, pipeline, git) = load(cli, cwd, ui)?;
+    let (location, pipeline, git) = load(cli, cwd, ui, &[])?;
     let job = find_job(&pipeline, name)?;
     let store = project_store(&location, &git)?;
     let dir = Handover {
@@ -411,7 +455,7 @@ fn interactive() -> bool {
 
 fn no_job_message(pipeline: &Pipeline) -> String {
     let mut msg = String::from("name the job to run; the jobs are:\n");
-    for job in &pipeline.jobs {
+    for job in pipeline.included() {
         msg.push_str(&format!("  {} ({})\n", job.name, job.stage));
     }
     msg.trim_end().to_string()

@@ -79,14 +79,23 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List the runnable jobs in pipeline order
-    #[command(after_help = "Examples:\n  cijob list\n  cijob list --json | jq '.[].name'")]
+    /// List the jobs of the pipeline GitLab would create here, in pipeline order
+    #[command(
+        after_help = "Examples:\n  cijob list\n  cijob list --all               # with the jobs rules leave out, and why\n  cijob list --var CI_PIPELINE_SOURCE=merge_request_event\n  cijob list --json | jq '.[].name'"
+    )]
     List {
         /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
+        /// Also list the jobs that rules, only/except or workflow leave out, with the reason
+        #[arg(long)]
+        all: bool,
+        /// Set a variable for rules (repeatable). KEY=VALUE
+        #[arg(long = "var", value_name = "KEY=VALUE")]
+        vars: Vec<String>,
     },
-    /// Print a job fully resolved (include, default, extends, !reference, matrix applied)
+    /// Print a job as the runner would receive it (include, default, extends, !reference,
+    /// matrix and its matching rule applied)
     #[command(
         after_help = "Examples:\n  cijob show build\n  cijob show deploy:aws,monitoring    # the instance `deploy: [aws, monitoring]`"
     )]
@@ -94,6 +103,9 @@ pub enum Command {
         /// The job's name as GitLab shows it, or a parallel instance's short name (`test:2.2`)
         #[arg(add = ArgValueCompleter::new(complete::job_names))]
         job: String,
+        /// Set a variable for rules (repeatable). KEY=VALUE
+        #[arg(long = "var", value_name = "KEY=VALUE")]
+        vars: Vec<String>,
     },
     /// Run one job on the local Docker daemon
     #[command(

@@ -134,7 +134,7 @@ impl RunConfig {
     }
 }
 
-fn parse_var(kv: &str) -> Option<Variable> {
+pub(crate) fn parse_var(kv: &str) -> Option<Variable> {
     let (k, v) = kv.split_once('=')?;
     let k = k.trim();
     let valid = !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');

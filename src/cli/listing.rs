@@ -6,8 +6,8 @@ use crate::resolve::job_name::short_name;
 
 const HEADERS: [&str; 5] = ["STAGE", "JOB", "IMAGE", "SERVICES", "WHEN"];
 
-fn row(job: &Job) -> [String; 5] {
-    [
+fn row(job: &Job) -> Vec<String> {
+    vec![
         job.stage.clone(),
         // The short name beside GitLab's, so that users learn the one they can type unquoted.
         match short_name(job) {
@@ -31,12 +31,31 @@ fn row(job: &Job) -> [String; 5] {
     ]
 }
 
-/// A table, one row per runnable job in pipeline order: stage, job, image, services, when.
-pub fn table(pipeline: &Pipeline) -> String {
-    let rows: Vec<[String; 5]> = std::iter::once(HEADERS.map(str::to_owned))
-        .chain(pipeline.jobs.iter().map(row))
+/// The jobs to list: those of the pipeline GitLab would create, or `all` of them.
+fn listed(pipeline: &Pipeline, all: bool) -> impl Iterator<Item = &Job> {
+    pipeline
+        .jobs
+        .iter()
+        .filter(move |j| all || j.excluded.is_none())
+}
+
+/// A table, one row per job in pipeline order: stage, job, image, services, when; with
+/// `all`, the jobs left out too and a column saying why.
+pub fn table(pipeline: &Pipeline, all: bool) -> String {
+    let mut headers: Vec<String> = HEADERS.map(str::to_owned).to_vec();
+    if all {
+        headers.push("NOT IN PIPELINE".into());
+    }
+    let rows: Vec<Vec<String>> = std::iter::once(headers)
+        .chain(listed(pipeline, all).map(|j| {
+            let mut r = row(j);
+            if all {
+                r.push(j.excluded.clone().unwrap_or_else(|| "-".into()));
+            }
+            r
+        }))
         .collect();
-    let mut widths = [0usize; 5];
+    let mut widths = vec![0usize; rows[0].len()];
     for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r) {
             *w = (*w).max(cell.chars().count());
@@ -59,11 +78,10 @@ pub fn table(pipeline: &Pipeline) -> String {
     out
 }
 
-/// The same rows as JSON, for scripts.
-pub fn json(pipeline: &Pipeline) -> String {
-    let rows: Vec<serde_json::Value> = pipeline
-        .jobs
-        .iter()
+/// The same rows as JSON, for scripts (`excluded`: why the job is not in the pipeline, else
+/// null; `rule`: the 1-based index of the matching rule).
+pub fn json(pipeline: &Pipeline, all: bool) -> String {
+    let rows: Vec<serde_json::Value> = listed(pipeline, all)
         .map(|j| {
             serde_json::json!({
                 "name": j.name,
@@ -73,6 +91,8 @@ pub fn json(pipeline: &Pipeline) -> String {
                 "services": j.services.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
                 "when": j.when.as_str(),
                 "allow_failure": !matches!(j.allow_failure, crate::model::AllowFailure::No),
+                "excluded": j.excluded,
+                "rule": j.matched_rule,
                 "file": j.location.as_ref().map(|l| l.file.display().to_string()),
                 "line": j.location.as_ref().map(|l| l.line),
             })
@@ -157,12 +177,13 @@ mod tests {
             file: ".gitlab-ci.yml".into(),
             stages: vec![".pre".into(), "build".into(), "test".into(), ".post".into()],
             jobs: vec![a, job("unit tests", "test")],
+            name: None,
         }
     }
 
     #[test]
     fn table_is_aligned() {
-        let t = table(&pipeline());
+        let t = table(&pipeline(), false);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines[0], "STAGE  JOB          IMAGE   SERVICES        WHEN");
         assert_eq!(
@@ -177,7 +198,7 @@ mod tests {
 
     #[test]
     fn json_rows() {
-        let v: serde_json::Value = serde_json::from_str(&json(&pipeline())).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json(&pipeline(), false)).unwrap();
         assert_eq!(v[0]["name"], "build-linux");
         assert_eq!(v[0]["services"][1], "postgres");
         assert_eq!(v[1]["image"], serde_json::Value::Null);
@@ -193,14 +214,44 @@ mod tests {
         inst.node_index = Some(1);
         inst.node_total = 2;
         p.jobs.push(inst);
-        let t = table(&p);
+        let t = table(&p, false);
         assert_eq!(
             t.lines().nth(3),
             Some("test   test: [2.2] (test:2.2)  -       -               on_success")
         );
-        let v: serde_json::Value = serde_json::from_str(&json(&p)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json(&p, false)).unwrap();
         assert_eq!(v[2]["short_name"], "test:2.2");
         assert_eq!(v[0]["short_name"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn excluded_jobs_only_with_all() {
+        let mut p = pipeline();
+        p.jobs[0].excluded = Some("rule 1: when: never".into());
+        p.jobs[1].matched_rule = Some(2);
+        p.jobs[1].when = crate::model::When::Manual;
+        let t = table(&p, false);
+        assert_eq!(t.lines().count(), 2, "{t}");
+        assert!(t.lines().nth(1).unwrap().ends_with("manual"), "{t}");
+        let t = table(&p, true);
+        assert!(
+            t.lines()
+                .next()
+                .unwrap()
+                .ends_with("WHEN        NOT IN PIPELINE"),
+            "{t}"
+        );
+        assert!(
+            t.lines().nth(1).unwrap().ends_with("rule 1: when: never"),
+            "{t}"
+        );
+        assert!(t.lines().nth(2).unwrap().ends_with("manual      -"), "{t}");
+        let v: serde_json::Value = serde_json::from_str(&json(&p, false)).unwrap();
+        assert_eq!(v.as_array().unwrap().len(), 1);
+        assert_eq!(v[0]["rule"], 2);
+        assert_eq!(v[0]["excluded"], serde_json::Value::Null);
+        let v: serde_json::Value = serde_json::from_str(&json(&p, true)).unwrap();
+        assert_eq!(v[0]["excluded"], "rule 1: when: never");
     }
 
     #[test]

@@ -121,6 +121,18 @@ fn is_transport(e: &BollardError) -> bool {
     )
 }
 
+/// A Unix socket owned by a user other than root is a rootless engine's (rootless Docker or
+/// Podman): its bridges live in the user's network namespace, and their addresses may even
+/// coincide with a rootful engine's on the host (Podman's 10.88.0.0/16), so a dial from the
+/// host could reach another engine's container.
+fn rootless_socket(host: &Host) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match host {
+        Host::Unix(path) => std::fs::metadata(path).is_ok_and(|m| m.uid() != 0),
+        _ => false,
+    }
+}
+
 /// How long a liveness check may take. A local daemon answers a ping in milliseconds, even
 /// when busy; this only bounds the cases where no answer would ever come.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -180,11 +192,12 @@ impl Engine {
             docker,
             in_flight: Arc::default(),
             at: at.into(),
-            local: endpoint.is_local(),
+            local: endpoint.is_local() && !rootless_socket(&endpoint.host),
         })
     }
 
-    /// Whether the engine runs on this machine (see `Endpoint::is_local`).
+    /// Whether the engine runs on this machine with its bridges in the host's network
+    /// namespace (see `Endpoint::is_local`); a rootless engine's are in its own namespace.
     pub fn is_local(&self) -> bool {
         self.local
     }
@@ -907,7 +920,26 @@ pub fn split_tag(image: &str) -> (String, String) {
 
 #[cfg(test)]
 mod tests {
-    use super::split_tag;
+    use super::{rootless_socket, split_tag, Host};
+
+    #[test]
+    fn a_socket_owned_by_a_user_is_a_rootless_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("docker.sock");
+        std::fs::write(&path, "").unwrap();
+        let uid = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(&path).unwrap().uid()
+        };
+        let host = Host::Unix(path.clone());
+        // Whoever runs the test owns the file: rootless unless that is root.
+        assert_eq!(rootless_socket(&host), uid != 0);
+        if uid == 0 {
+            std::os::unix::fs::chown(&path, Some(1000), None).unwrap();
+            assert!(rootless_socket(&host));
+        }
+        assert!(!rootless_socket(&Host::Unix(dir.path().join("missing"))));
+    }
 
     #[test]
     fn tags_split_after_the_last_slash() {

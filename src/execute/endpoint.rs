@@ -474,6 +474,14 @@ mod tests {
         }
     }
 
+    /// The error `select` gives with no flags, in an empty home changed by `set`.
+    fn select_error(set: impl FnOnce(&mut Environment)) -> String {
+        let d = tempfile::tempdir().unwrap();
+        let mut env = env_in(d.path());
+        set(&mut env);
+        select(&Flags::default(), &env).unwrap_err().to_string()
+    }
+
     fn write(path: &Path, text: &str) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
@@ -596,10 +604,7 @@ mod tests {
 
     #[test]
     fn a_missing_context_names_it_and_where_it_was_looked_for() {
-        let d = tempfile::tempdir().unwrap();
-        let mut env = env_in(d.path());
-        env.docker_context = Some("nope".into());
-        let e = select(&Flags::default(), &env).unwrap_err().to_string();
+        let e = select_error(|env| env.docker_context = Some("nope".into()));
         assert!(
             e.starts_with("context \"nope\": context not found: ~/.docker/contexts/meta/"),
             "{e}"
@@ -724,10 +729,7 @@ mod tests {
         assert!(parse_host("tcp://box:http")
             .unwrap_err()
             .contains("bad port"));
-        let d = tempfile::tempdir().unwrap();
-        let mut env = env_in(d.path());
-        env.docker_host = Some("fd://".into());
-        let e = select(&Flags::default(), &env).unwrap_err().to_string();
+        let e = select_error(|env| env.docker_host = Some("fd://".into()));
         assert!(
             e.starts_with("DOCKER_HOST=fd://: unsupported scheme"),
             "{e}"

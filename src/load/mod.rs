@@ -2,6 +2,7 @@
 //! merged into one document the way GitLab merges it (`include` with its `rules`, `spec:
 //! inputs`). Nothing here knows what a job is.
 
+pub(crate) mod expression;
 pub(crate) mod glob;
 pub mod include;
 pub(crate) mod inputs;

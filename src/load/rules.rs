@@ -1,19 +1,58 @@
-//! `include: rules:` — whether an include is taken, evaluated while loading.
+//! One `rules:` entry's conditions (`if`, `changes`, `exists`), shared by `include: rules:`,
+//! job `rules:` and `workflow: rules:`; and whether an include is taken.
 //!
-//! Supported: `if:` expressions (`$VAR`, `==`, `!=`, `=~`, `!~`, `null`, `&&`, `||`,
-//! parentheses), `exists:` (files in the project), `when: never`/`always`. `changes:` cannot
-//! be known offline and counts as matching. Unknown variables are unset, as in GitLab.
+//! A rule matches when every condition it has holds. `if` is GitLab's expression language
+//! (`load::expression`). `changes` and `exists` ask a [`Project`] (paths are globs as Ruby's
+//! `File.fnmatch` reads them with `FNM_PATHNAME | FNM_DOTMATCH | FNM_EXTGLOB`: `*` stays in a
+//! path segment, `**/` is any number of directories, `{a,b}` alternatives; `$VARIABLES` in
+//! them are expanded).
 
-use std::path::Path;
+use regex::Regex;
 
-use crate::load::glob;
-use crate::load::yaml::{self, Value};
+use crate::load::expression;
+use crate::load::yaml::{self, Mapping, Value};
 
-/// Whether the include is taken. `vars` looks a variable up; `root` is the project for `exists`.
+/// GitLab stops `rules:exists` after this many pattern checks, and then the rule matches.
+pub const MAX_EXISTS_CHECKS: usize = 10_000;
+
+/// What `changes` and `exists` are evaluated against.
+pub trait Project {
+    /// Paths (relative, `/`-separated) that changed against `compare_to`, or the default
+    /// branch. `None` when it cannot be known: `changes` then matches, as GitLab does for
+    /// pipelines without a base (new branches, tags).
+    fn changed_files(&self, compare_to: Option<&str>) -> Option<Vec<String>>;
+    /// The project's files (relative, `/`-separated).
+    fn files(&self) -> Vec<String>;
+}
+
+/// A project that cannot be looked at (a remote include): nothing exists, changes unknown.
+pub struct Nowhere;
+
+impl Project for Nowhere {
+    fn changed_files(&self, _: Option<&str>) -> Option<Vec<String>> {
+        None
+    }
+    fn files(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Test variables: a push pipeline on `main`.
+#[cfg(test)]
+pub(crate) fn push_on_main(k: &str) -> Option<String> {
+    match k {
+        "CI_COMMIT_BRANCH" => Some("main".into()),
+        "CI_PIPELINE_SOURCE" => Some("push".into()),
+        _ => None,
+    }
+}
+
+/// Whether an include is taken: the first matching rule decides (`when: never` skips it);
+/// no matching rule skips it.
 pub fn evaluate(
     rules: &Value,
     vars: &dyn Fn(&str) -> Option<String>,
-    root: Option<&Path>,
+    project: &dyn Project,
 ) -> Result<bool, String> {
     let list = match rules {
         Value::Sequence(s) => s,
@@ -24,16 +63,8 @@ pub fn evaluate(
         let Value::Mapping(rule) = rule else {
             return Err("each include rule must be a mapping".into());
         };
-        if let Some(expr) = rule.get("if") {
-            let expr = yaml::scalar_string(expr).ok_or("rules:if must be a string")?;
-            if !eval_if(&expr, vars)? {
-                continue;
-            }
-        }
-        if let Some(exists) = rule.get("exists") {
-            if !exists_matches(exists, root)? {
-                continue;
-            }
+        if !matches(rule, vars, project)? {
+            continue;
         }
         let when = rule
             .get("when")
@@ -50,230 +81,174 @@ pub fn evaluate(
     Ok(false)
 }
 
-fn exists_matches(exists: &Value, root: Option<&Path>) -> Result<bool, String> {
-    let patterns: Vec<String> = match exists {
-        Value::Sequence(s) => s.iter().filter_map(yaml::scalar_string).collect(),
-        Value::Mapping(m) => match m.get("paths") {
-            Some(Value::Sequence(s)) => s.iter().filter_map(yaml::scalar_string).collect(),
-            _ => return Err("rules:exists:paths must be a list".into()),
-        },
-        other => yaml::scalar_string(other).into_iter().collect(),
-    };
-    // Without a local project (a remote file), nothing exists.
-    let Some(root) = root else { return Ok(false) };
-    Ok(patterns.iter().any(|p| {
-        let rel = p.trim_start_matches('/');
-        if glob::is_glob(rel) {
-            !glob::find(root, rel).is_empty()
-        } else {
-            root.join(rel).exists()
+/// Whether all of the rule's conditions hold. Errors are syntax errors in `if` and badly
+/// shaped `changes`/`exists`.
+pub fn matches(
+    rule: &Mapping,
+    vars: &dyn Fn(&str) -> Option<String>,
+    project: &dyn Project,
+) -> Result<bool, String> {
+    if let Some(expr) = rule.get("if") {
+        let text = yaml::scalar_string(expr).ok_or("if must be a string")?;
+        let parsed = expression::parse(&text).map_err(|e| format!("if {e}"))?;
+        if !parsed.truthful(vars) {
+            return Ok(false);
         }
-    }))
+    }
+    if let Some(changes) = rule.get("changes") {
+        let (patterns, compare_to) = paths(changes, "changes", vars)?;
+        let changed = if has_push_diff(vars) {
+            project.changed_files(compare_to.as_deref())
+        } else {
+            None
+        };
+        if let Some(changed) = changed {
+            if !any_match(&patterns, &changed, usize::MAX)? {
+                return Ok(false);
+            }
+        }
+    }
+    if let Some(exists) = rule.get("exists") {
+        let (patterns, _) = paths(exists, "exists", vars)?;
+        if !any_match(&patterns, &project.files(), MAX_EXISTS_CHECKS)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Var(String),
-    Str(String),
-    Regex(String),
-    Null,
-    Op(&'static str),
-    Open,
-    Close,
+/// Whether the pipeline has changes to compare: GitLab's `changes` is always true for tags
+/// and for pipelines that no push started (schedules, triggers, the web, the API...).
+fn has_push_diff(vars: &dyn Fn(&str) -> Option<String>) -> bool {
+    let source = vars("CI_PIPELINE_SOURCE");
+    vars("CI_COMMIT_TAG").is_none()
+        && matches!(
+            source.as_deref(),
+            None | Some("push" | "merge_request_event" | "external_pull_request_event")
+        )
 }
 
-fn tokenize(expr: &str) -> Result<Vec<Tok>, String> {
-    let chars: Vec<char> = expr.chars().collect();
+/// The patterns of `changes:`/`exists:` (a list, or `{paths, compare_to}`), expanded, and
+/// `compare_to`.
+fn paths(
+    value: &Value,
+    what: &str,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Vec<String>, Option<String>), String> {
+    let list = |v: &Value| -> Result<Vec<String>, String> {
+        match v {
+            Value::Sequence(s) => s
+                .iter()
+                .map(|x| {
+                    yaml::scalar_string(x).ok_or(format!("rules:{what} must be a list of paths"))
+                })
+                .collect(),
+            Value::Null => Ok(vec![]),
+            other => yaml::scalar_string(other)
+                .map(|s| vec![s])
+                .ok_or(format!("rules:{what} must be a list of paths")),
+        }
+    };
+    let (raw, compare_to) = match value {
+        Value::Mapping(m) => (
+            list(m.get("paths").unwrap_or(&Value::Null))?,
+            m.get("compare_to").and_then(yaml::scalar_string),
+        ),
+        other => (list(other)?, None),
+    };
+    let expanded = raw.iter().map(|p| crate::expand::expand(p, vars)).collect();
+    Ok((
+        expanded,
+        compare_to.map(|c| crate::expand::expand(&c, vars)),
+    ))
+}
+
+/// Whether a pattern matches a path; after `limit` checks, true (GitLab's `exists` limit).
+fn any_match(patterns: &[String], files: &[String], limit: usize) -> Result<bool, String> {
+    let mut checks = 0usize;
+    for p in patterns {
+        let p = p.trim_start_matches("./").trim_start_matches('/');
+        if !p.contains(['*', '?', '[', '{']) {
+            // A plain path is one lookup.
+            checks += 1;
+            if files.iter().any(|f| f == p) {
+                return Ok(true);
+            }
+            continue;
+        }
+        let re = glob_regex(p)?;
+        for f in files {
+            checks += 1;
+            if checks > limit {
+                return Ok(true);
+            }
+            if re.is_match(f) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// `File.fnmatch` with `FNM_PATHNAME | FNM_DOTMATCH | FNM_EXTGLOB` as an anchored regex.
+pub fn glob_regex(pattern: &str) -> Result<Regex, String> {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut re = String::from("^");
     let mut i = 0;
-    let mut out = Vec::new();
-    let bad = || format!("cannot parse rules:if expression `{expr}`");
+    let mut braces = 0;
     while i < chars.len() {
         let c = chars[i];
         match c {
-            ' ' | '\t' | '\n' => i += 1,
-            '(' => {
-                out.push(Tok::Open);
-                i += 1
-            }
-            ')' => {
-                out.push(Tok::Close);
-                i += 1
-            }
-            '$' => {
-                let start = i + 1;
-                let braced = chars.get(start) == Some(&'{');
-                let mut j = if braced { start + 1 } else { start };
-                while j < chars.len() && (chars[j].is_ascii_alphanumeric() || chars[j] == '_') {
-                    j += 1;
+            '*' if chars.get(i + 1) == Some(&'*') => {
+                let at_segment_start = i == 0 || chars[i - 1] == '/';
+                if at_segment_start && chars.get(i + 2) == Some(&'/') {
+                    re.push_str("(?:[^/]*/)*");
+                    i += 3;
+                    continue;
                 }
-                let name: String = chars[if braced { start + 1 } else { start }..j]
-                    .iter()
-                    .collect();
-                if braced {
-                    if chars.get(j) != Some(&'}') {
-                        return Err(bad());
+                re.push_str("[^/]*");
+                i += 2;
+                continue;
+            }
+            '*' => re.push_str("[^/]*"),
+            '?' => re.push_str("[^/]"),
+            '{' => {
+                braces += 1;
+                re.push_str("(?:");
+            }
+            '}' if braces > 0 => {
+                braces -= 1;
+                re.push(')');
+            }
+            ',' if braces > 0 => re.push('|'),
+            '[' => {
+                let end = chars[i + 1..].iter().position(|&d| d == ']');
+                match end {
+                    Some(end) => {
+                        let mut class: String = chars[i + 1..i + 1 + end].iter().collect();
+                        if let Some(rest) = class.strip_prefix('!') {
+                            class = format!("^{rest}");
+                        }
+                        re.push('[');
+                        re.push_str(&class.replace('\\', "\\\\").replace('[', "\\["));
+                        re.push(']');
+                        i += end + 2;
+                        continue;
                     }
-                    j += 1;
-                }
-                out.push(Tok::Var(name));
-                i = j;
-            }
-            '"' | '\'' => {
-                let end = chars[i + 1..]
-                    .iter()
-                    .position(|&d| d == c)
-                    .ok_or_else(bad)?
-                    + i
-                    + 1;
-                out.push(Tok::Str(chars[i + 1..end].iter().collect()));
-                i = end + 1;
-            }
-            '/' => {
-                let mut j = i + 1;
-                while j < chars.len() && chars[j] != '/' {
-                    if chars[j] == '\\' {
-                        j += 1;
-                    }
-                    j += 1;
-                }
-                if j >= chars.len() {
-                    return Err(bad());
-                }
-                let mut pattern: String = chars[i + 1..j].iter().collect();
-                j += 1;
-                // Flags after the closing slash (`/i`, `/m`...).
-                while j < chars.len() && chars[j].is_ascii_alphabetic() {
-                    if chars[j] == 'i' {
-                        pattern = format!("(?i){pattern}");
-                    }
-                    j += 1;
-                }
-                out.push(Tok::Regex(pattern));
-                i = j;
-            }
-            _ => {
-                let rest: String = chars[i..].iter().collect();
-                let op = ["==", "!=", "=~", "!~", "&&", "||"]
-                    .into_iter()
-                    .find(|o| rest.starts_with(o));
-                if let Some(op) = op {
-                    out.push(Tok::Op(op));
-                    i += 2;
-                } else if rest.starts_with("null") {
-                    out.push(Tok::Null);
-                    i += 4;
-                } else {
-                    return Err(bad());
+                    None => re.push_str("\\["),
                 }
             }
-        }
-    }
-    Ok(out)
-}
-
-/// Evaluate a `rules:if` expression.
-pub fn eval_if(expr: &str, vars: &dyn Fn(&str) -> Option<String>) -> Result<bool, String> {
-    let toks = tokenize(expr)?;
-    let mut p = Parser {
-        toks: &toks,
-        pos: 0,
-        vars,
-        expr,
-    };
-    let v = p.or()?;
-    if p.pos != toks.len() {
-        return Err(p.bad());
-    }
-    Ok(v)
-}
-
-struct Parser<'a> {
-    toks: &'a [Tok],
-    pos: usize,
-    vars: &'a dyn Fn(&str) -> Option<String>,
-    expr: &'a str,
-}
-
-/// An operand's value: unset variables and `null` are `None`.
-type Operand = Option<String>;
-
-impl Parser<'_> {
-    fn bad(&self) -> String {
-        format!("cannot parse rules:if expression `{}`", self.expr)
-    }
-
-    fn peek(&self) -> Option<&Tok> {
-        self.toks.get(self.pos)
-    }
-
-    fn or(&mut self) -> Result<bool, String> {
-        let mut v = self.and()?;
-        while self.peek() == Some(&Tok::Op("||")) {
-            self.pos += 1;
-            let r = self.and()?;
-            v = v || r;
-        }
-        Ok(v)
-    }
-
-    fn and(&mut self) -> Result<bool, String> {
-        let mut v = self.atom()?;
-        while self.peek() == Some(&Tok::Op("&&")) {
-            self.pos += 1;
-            let r = self.atom()?;
-            v = v && r;
-        }
-        Ok(v)
-    }
-
-    fn atom(&mut self) -> Result<bool, String> {
-        if self.peek() == Some(&Tok::Open) {
-            self.pos += 1;
-            let v = self.or()?;
-            if self.peek() != Some(&Tok::Close) {
-                return Err(self.bad());
+            '\\' if i + 1 < chars.len() => {
+                re.push_str(&regex::escape(&chars[i + 1].to_string()));
+                i += 2;
+                continue;
             }
-            self.pos += 1;
-            return Ok(v);
+            other => re.push_str(&regex::escape(&other.to_string())),
         }
-        let left = self.operand()?;
-        let op = match self.peek() {
-            Some(Tok::Op(op)) if matches!(*op, "==" | "!=" | "=~" | "!~") => *op,
-            // A lone variable is true when set and non-empty.
-            _ => return Ok(left.is_some_and(|v| !v.is_empty())),
-        };
-        self.pos += 1;
-        if matches!(op, "=~" | "!~") {
-            let pattern = match self.toks.get(self.pos) {
-                Some(Tok::Regex(p)) => p.clone(),
-                // GitLab also accepts a variable holding `/pattern/`.
-                Some(Tok::Var(name)) => {
-                    let v = (self.vars)(name).unwrap_or_default();
-                    v.trim_start_matches('/').trim_end_matches('/').to_string()
-                }
-                _ => return Err(self.bad()),
-            };
-            self.pos += 1;
-            let re = regex::Regex::new(&pattern)
-                .map_err(|_| format!("invalid regular expression /{pattern}/ in rules:if"))?;
-            let m = re.is_match(left.as_deref().unwrap_or(""));
-            return Ok(if op == "=~" { m } else { !m });
-        }
-        let right = self.operand()?;
-        let eq = left == right;
-        Ok(if op == "==" { eq } else { !eq })
+        i += 1;
     }
-
-    fn operand(&mut self) -> Result<Operand, String> {
-        let tok = self.toks.get(self.pos).cloned().ok_or_else(|| self.bad())?;
-        self.pos += 1;
-        match tok {
-            Tok::Var(name) => Ok((self.vars)(&name)),
-            Tok::Str(s) => Ok(Some(s)),
-            Tok::Null => Ok(None),
-            _ => Err(self.bad()),
-        }
-    }
+    re.push('$');
+    Regex::new(&re).map_err(|_| format!("invalid path pattern `{pattern}`"))
 }
 
 #[cfg(test)]
@@ -283,38 +258,114 @@ mod tests {
     fn vars(k: &str) -> Option<String> {
         match k {
             "A" => Some("x".into()),
-            "EMPTY" => Some(String::new()),
-            "TAG" => Some("v1.2".into()),
+            "DIR" => Some("docs".into()),
             _ => None,
         }
     }
 
-    #[test]
-    fn if_expressions() {
-        let t = |e: &str| eval_if(e, &vars).unwrap();
-        assert!(t("$A"));
-        assert!(!t("$EMPTY"));
-        assert!(!t("$MISSING"));
-        assert!(t("$A == \"x\""));
-        assert!(t("$A != 'y'"));
-        assert!(t("$MISSING == null"));
-        assert!(t("$TAG =~ /^v\\d/"));
-        assert!(t("$TAG !~ /^x/"));
-        assert!(t("$MISSING || ($A == \"x\" && $TAG)"));
-        assert!(!t("$A == \"x\" && $MISSING"));
-        assert!(eval_if("$A ==", &vars).is_err());
+    struct Fake {
+        changed: Option<Vec<&'static str>>,
+        files: Vec<&'static str>,
+    }
+
+    impl Project for Fake {
+        fn changed_files(&self, compare_to: Option<&str>) -> Option<Vec<String>> {
+            if compare_to == Some("refs/heads/other") {
+                return Some(vec![]);
+            }
+            self.changed
+                .as_ref()
+                .map(|c| c.iter().map(|s| s.to_string()).collect())
+        }
+        fn files(&self) -> Vec<String> {
+            self.files.iter().map(|s| s.to_string()).collect()
+        }
+    }
+
+    fn project() -> Fake {
+        Fake {
+            changed: Some(vec!["docs/guide/intro.md", "src/main.rs"]),
+            files: vec!["Dockerfile", "src/main.rs", "docs/a.md", ".hidden/x.yml"],
+        }
+    }
+
+    fn rule(y: &str) -> bool {
+        let v: Value = serde_yaml::from_str(y).unwrap();
+        matches(v.as_mapping().unwrap(), &vars, &project()).unwrap()
     }
 
     #[test]
-    fn rules_lists() {
+    fn include_rules_lists() {
         let r = |y: &str| {
             let v: Value = serde_yaml::from_str(y).unwrap();
-            evaluate(&v, &vars, None).unwrap()
+            evaluate(&v, &vars, &Nowhere).unwrap()
         };
         assert!(r("[{if: $A}]"));
         assert!(!r("[{if: $MISSING}]"));
         assert!(!r("[{if: $A, when: never}]"));
         assert!(r("[{if: $MISSING}, {when: always}]"));
         assert!(!r("[{exists: [nothing.txt]}]"));
+        let v: Value = serde_yaml::from_str("[{if: '${A}'}]").unwrap();
+        assert!(evaluate(&v, &vars, &Nowhere).is_err());
+    }
+
+    #[test]
+    fn changes_and_exists() {
+        assert!(rule("{changes: ['**/*.md']}"));
+        assert!(rule("{changes: ['src/*.rs']}"));
+        assert!(rule("{changes: ['$DIR/**/*']}"));
+        assert!(!rule("{changes: ['*.md']}"));
+        assert!(!rule("{changes: ['lib/**/*']}"));
+        assert!(rule("{changes: {paths: ['src/main.rs']}}"));
+        assert!(!rule(
+            "{changes: {paths: ['src/main.rs'], compare_to: refs/heads/other}}"
+        ));
+        assert!(rule("{exists: [Dockerfile]}"));
+        assert!(rule("{exists: ['**/*.{yml,yaml}']}"));
+        assert!(!rule("{exists: [Makefile]}"));
+        assert!(rule("{exists: {paths: ['docs/*.md']}}"));
+        assert!(!rule("{if: $A, exists: [Makefile]}"));
+        assert!(rule(
+            "{if: $A, changes: [src/main.rs], exists: [Dockerfile]}"
+        ));
+        // Unknown changes (no git, new branch) match.
+        let unknown = Fake {
+            changed: None,
+            files: vec![],
+        };
+        let v: Value = serde_yaml::from_str("{changes: [x]}").unwrap();
+        assert!(matches(v.as_mapping().unwrap(), &vars, &unknown).unwrap());
+        // Tags and pipelines no push started: changes always match.
+        let tag = |k: &str| (k == "CI_COMMIT_TAG").then(|| "v1".to_string());
+        let schedule = |k: &str| (k == "CI_PIPELINE_SOURCE").then(|| "schedule".to_string());
+        let mr = |k: &str| (k == "CI_PIPELINE_SOURCE").then(|| "merge_request_event".to_string());
+        let rule = v.as_mapping().unwrap();
+        assert!(matches(rule, &tag, &project()).unwrap());
+        assert!(matches(rule, &schedule, &project()).unwrap());
+        assert!(!matches(rule, &mr, &project()).unwrap());
+        assert!(!matches(rule, &vars, &project()).unwrap());
+    }
+
+    #[test]
+    fn exists_stops_after_the_check_limit() {
+        let files: Vec<String> = (0..MAX_EXISTS_CHECKS + 5)
+            .map(|i| format!("f{i}.txt"))
+            .collect();
+        assert!(any_match(&["*.rs".into()], &files, MAX_EXISTS_CHECKS).unwrap());
+        assert!(!any_match(&["*.rs".into()], &files[..100], MAX_EXISTS_CHECKS).unwrap());
+    }
+
+    #[test]
+    fn fnmatch_globs() {
+        let m = |p: &str, f: &str| glob_regex(p).unwrap().is_match(f);
+        assert!(m("**/*.md", "README.md"));
+        assert!(m("**/*.md", "a/b/c.md"));
+        assert!(m("*.md", ".x.md"));
+        assert!(!m("*.md", "a/b.md"));
+        assert!(m("docs/**/*", "docs/a/b"));
+        assert!(m("{src,lib}/*.rs", "lib/x.rs"));
+        assert!(m("file[0-9].txt", "file3.txt"));
+        assert!(m("file[!0-9].txt", "filex.txt"));
+        assert!(!m("a?c", "a/c"));
     }
 }

@@ -20,6 +20,8 @@ pub fn job_variables(
     timeout_secs: u64,
 ) -> Result<Vec<Variable>, Error> {
     let job = input.job;
+    // `--var CI_PIPELINE_SOURCE=merge_request_event` makes the predefined ones an MR pipeline's.
+    let pipeline_source = lookup(&input.config.vars, "CI_PIPELINE_SOURCE").unwrap_or("push");
     let mut raw: Vec<Variable> = predefined::variables(&predefined::Context {
         job,
         git: input.git,
@@ -27,7 +29,7 @@ pub fn job_variables(
         builds_dir: BUILDS_DIR,
         image: None,
         timeout_secs,
-        pipeline_source: "push",
+        pipeline_source,
         config_path: input.config_path,
         concurrent_id: 0,
     });

@@ -63,7 +63,7 @@ fn stdout_of(out: std::io::Result<std::process::Output>) -> Option<String> {
 }
 
 /// Run a read-only git command in `root`; trimmed-at-end stdout on success.
-fn git(root: &Path, args: &[&str]) -> Option<String> {
+pub(crate) fn git(root: &Path, args: &[&str]) -> Option<String> {
     stdout_of(git_command(root, args).output())
 }
 

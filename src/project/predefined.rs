@@ -234,7 +234,9 @@ pub fn variables(ctx: &Context<'_>) -> Vec<Variable> {
     put("CI_COMMIT_BEFORE_SHA", git.before_sha.clone());
     put("CI_COMMIT_REF_NAME", git.ref_name.clone());
     put("CI_COMMIT_REF_SLUG", slugify(&git.ref_name));
-    if let Some(b) = &git.branch {
+    let merge_request = ctx.pipeline_source == MERGE_REQUEST_EVENT;
+    // A merge request pipeline runs for the MR, not the branch: no CI_COMMIT_BRANCH.
+    if let Some(b) = git.branch.as_ref().filter(|_| !merge_request) {
         put("CI_COMMIT_BRANCH", b.clone());
     }
     if let Some(t) = &git.tag {
@@ -260,11 +262,79 @@ pub fn variables(ctx: &Context<'_>) -> Vec<Variable> {
         email
     };
     let login = email.split('@').next().unwrap_or_default().to_string();
+    if merge_request {
+        merge_request_variables(&mut put, git, &project_path, &project_url);
+    }
     put("GITLAB_USER_ID", "1".into());
     put("GITLAB_USER_EMAIL", email);
     put("GITLAB_USER_LOGIN", login);
     put("GITLAB_USER_NAME", name);
     v
+}
+
+/// `CI_PIPELINE_SOURCE` of a merge request pipeline.
+pub const MERGE_REQUEST_EVENT: &str = "merge_request_event";
+
+/// What a merge request pipeline adds, derived from git: the MR is from the current branch
+/// into the default branch, a detached pipeline, id and iid 1, titled by the commit.
+fn merge_request_variables(
+    put: &mut dyn FnMut(&str, String),
+    git: &GitInfo,
+    project_path: &str,
+    project_url: &str,
+) {
+    let source = git.branch.clone().unwrap_or_else(|| git.ref_name.clone());
+    put("CI_MERGE_REQUEST_ID", "1".into());
+    put("CI_MERGE_REQUEST_IID", "1".into());
+    put("CI_MERGE_REQUEST_EVENT_TYPE", "detached".into());
+    put("CI_MERGE_REQUEST_PROJECT_ID", "1".into());
+    put("CI_MERGE_REQUEST_PROJECT_PATH", project_path.into());
+    put("CI_MERGE_REQUEST_PROJECT_URL", project_url.into());
+    put(
+        "CI_MERGE_REQUEST_REF_PATH",
+        "refs/merge-requests/1/head".into(),
+    );
+    put("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME", source);
+    put("CI_MERGE_REQUEST_SOURCE_BRANCH_SHA", git.sha.clone());
+    put("CI_MERGE_REQUEST_SOURCE_PROJECT_ID", "1".into());
+    put("CI_MERGE_REQUEST_SOURCE_PROJECT_PATH", project_path.into());
+    put("CI_MERGE_REQUEST_SOURCE_PROJECT_URL", project_url.into());
+    put(
+        "CI_MERGE_REQUEST_TARGET_BRANCH_NAME",
+        git.default_branch.clone(),
+    );
+    put("CI_MERGE_REQUEST_TARGET_BRANCH_PROTECTED", "true".into());
+    put("CI_MERGE_REQUEST_TITLE", git.title.clone());
+    put("CI_MERGE_REQUEST_DESCRIPTION", git.description.clone());
+    put("CI_MERGE_REQUEST_APPROVED", "false".into());
+    put("CI_MERGE_REQUEST_DRAFT", "false".into());
+}
+
+/// The pipeline's predefined variables as rules see them, before any job: `CI_PIPELINE_SOURCE`
+/// is `overrides`' (`--var`), else `push`.
+pub fn pipeline_variables(git: &GitInfo, overrides: &[(String, String)]) -> Vec<(String, String)> {
+    let source = overrides
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "CI_PIPELINE_SOURCE")
+        .map_or("push", |(_, v)| v.as_str());
+    let job = Job::default();
+    let dir = project_dir(crate::plan::BUILDS_DIR, git);
+    variables(&Context {
+        job: &job,
+        git,
+        project_dir: &dir,
+        builds_dir: crate::plan::BUILDS_DIR,
+        image: None,
+        timeout_secs: 3600,
+        pipeline_source: source,
+        config_path: ".gitlab-ci.yml",
+        concurrent_id: 0,
+    })
+    .into_iter()
+    .filter(|v| !v.key.starts_with("CI_JOB_") && !v.key.starts_with("CI_NODE_"))
+    .map(|v| (v.key, v.value))
+    .collect()
 }
 
 /// `CI_PROJECT_DIR` for a project: `/builds/<namespace>/<project>`.
@@ -372,6 +442,39 @@ mod tests {
         assert!(pos("CI_JOB_IMAGE") < pos("CI_BUILDS_DIR"));
         assert!(pos("CI_RUNNER_VERSION") < pos("CI_PIPELINE_ID"));
         assert!(v.iter().all(|x| x.public && x.expand && !x.masked));
+    }
+
+    #[test]
+    fn merge_request_pipelines() {
+        let g = git();
+        let vars = pipeline_variables(
+            &g,
+            &[("CI_PIPELINE_SOURCE".into(), MERGE_REQUEST_EVENT.into())],
+        );
+        let get = |k: &str| {
+            vars.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("CI_PIPELINE_SOURCE"), Some("merge_request_event"));
+        assert_eq!(get("CI_COMMIT_BRANCH"), None);
+        assert_eq!(get("CI_COMMIT_REF_NAME"), Some("feature/Foo_bar"));
+        assert_eq!(
+            get("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME"),
+            Some("feature/Foo_bar")
+        );
+        assert_eq!(get("CI_MERGE_REQUEST_TARGET_BRANCH_NAME"), Some("main"));
+        assert_eq!(get("CI_MERGE_REQUEST_IID"), Some("1"));
+        assert_eq!(get("CI_JOB_NAME"), None);
+        let push = pipeline_variables(&g, &[]);
+        let get = |k: &str| {
+            push.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("CI_PIPELINE_SOURCE"), Some("push"));
+        assert_eq!(get("CI_COMMIT_BRANCH"), Some("feature/Foo_bar"));
+        assert_eq!(get("CI_MERGE_REQUEST_IID"), None);
     }
 
     #[test]

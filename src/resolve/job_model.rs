@@ -85,8 +85,9 @@ pub fn build(
     };
     let allow_failure = match job.get("allow_failure") {
         None | Some(Value::Null) => {
-            // GitLab: manual jobs without rules are allowed to fail by default
-            if when == When::Manual && !job.contains_key("rules") {
+            // GitLab: a job-level `when: manual` is allowed to fail by default, rules or not
+            // (a rule's own `when: manual` is not; see `resolve::rules::settings`).
+            if when == When::Manual {
                 AllowFailure::Yes
             } else {
                 AllowFailure::No
@@ -125,6 +126,9 @@ pub fn build(
         timeout,
         node_index: None,
         node_total: 1,
+        excluded: None,
+        matched_rule: None,
+        interruptible: job.get("interruptible").and_then(Value::as_bool),
         rules: job.get("rules").cloned(),
         needs: job.get("needs").cloned(),
         artifacts: job.get("artifacts").cloned(),
@@ -375,7 +379,7 @@ pub fn service(value: &Value) -> Result<Option<Service>, String> {
     }
 }
 
-fn allow_failure(value: &Value) -> Result<AllowFailure, String> {
+pub(crate) fn allow_failure(value: &Value) -> Result<AllowFailure, String> {
     let int = |v: &Value| v.as_i64().ok_or("exit_codes must be integers");
     match value {
         Value::Bool(true) => Ok(AllowFailure::Yes),

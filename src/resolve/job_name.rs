@@ -141,6 +141,7 @@ mod tests {
             file: ".gitlab-ci.yml".into(),
             stages: vec![],
             jobs,
+            name: None,
         }
     }
 

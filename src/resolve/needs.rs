@@ -114,13 +114,13 @@ fn parse_entry(m: &Mapping, needs: &mut Needs) -> Result<(), String> {
 
 /// The jobs a name in `needs:`/`dependencies:` stands for: the job of that name, else every
 /// instance of the parallel job of that base name.
+/// Jobs that rules or workflow leave out are not in the pipeline.
 fn named<'a>(pipeline: &'a Pipeline, name: &str) -> Vec<&'a Job> {
-    if let Some(job) = pipeline.job(name) {
+    if let Some(job) = pipeline.included().find(|j| j.name == name) {
         return vec![job];
     }
     pipeline
-        .jobs
-        .iter()
+        .included()
         .filter(|j| j.node_index.is_some() && j.base_name == name)
         .collect()
 }
@@ -179,8 +179,7 @@ pub fn sources(pipeline: &Pipeline, job: &Job) -> Result<Vec<Source>, String> {
         let stage = stage_index(pipeline, &job.stage);
         chosen.extend(
             pipeline
-                .jobs
-                .iter()
+                .included()
                 .filter(|j| stage_index(pipeline, &j.stage) < stage),
         );
     }
@@ -252,6 +251,7 @@ mod tests {
                 .map(String::from)
                 .to_vec(),
             jobs,
+            name: None,
         }
     }
 
@@ -345,6 +345,22 @@ mod tests {
         assert!(n.jobs.is_empty());
         assert_eq!(n.ignored.len(), 2);
         assert!(n.ignored[0].contains("needs b from another project"));
+    }
+
+    #[test]
+    fn jobs_rules_leave_out_give_nothing() {
+        let mut skipped = job("skipped", "build", "");
+        skipped.excluded = Some("rules: no rule matched".into());
+        let p = pipeline(vec![
+            job("a", "build", ""),
+            skipped,
+            job("t", "test", ""),
+            job("o", "test", "needs: [{job: skipped, optional: true}, a]"),
+            job("m", "test", "needs: [skipped]"),
+        ]);
+        assert_eq!(names(sources(&p, &p.jobs[2]).unwrap()), ["a"]);
+        assert_eq!(names(sources(&p, &p.jobs[3]).unwrap()), ["a"]);
+        assert!(sources(&p, &p.jobs[4]).is_err());
     }
 
     #[test]

@@ -8,12 +8,17 @@
 use crate::error::ConfigError;
 pub use crate::load::include::LoadOptions;
 use crate::load::include::{self, Merged};
+use crate::load::rules::Project;
 use crate::load::yaml::{self, Mapping, Value};
-use crate::model::{Location, Pipeline, Variable};
+use crate::model::{AllowFailure, Job, Location, Pipeline, Variable, When};
 use crate::project::discover::ConfigLocation;
 use crate::resolve::extends;
 use crate::resolve::job_model;
+use crate::resolve::only_except;
 use crate::resolve::reference;
+use crate::resolve::rules::{self, Decision};
+use crate::resolve::validate;
+use crate::resolve::workflow;
 
 /// Top-level keys that are not jobs. `pages` is deliberately absent: it is a job.
 /// `timeout` is accepted as a global too (cijob extension, applied like `default:timeout`).
@@ -87,8 +92,185 @@ pub fn load_with(location: &ConfigLocation, options: &LoadOptions) -> Result<Loa
         }
     }
     let lenient = !merged.missing.is_empty();
-    let pipeline = resolve(&location.file, merged, lenient.then_some(&mut warnings))?;
+    let worktree;
+    let project: &dyn Project = match &options.project {
+        Some(p) => p.as_ref(),
+        None => {
+            let default_branch = options.default_branch.as_deref().unwrap_or("main");
+            worktree =
+                crate::project::worktree::Worktree::new(&location.project_root, default_branch);
+            &worktree
+        }
+    };
+    let context = RulesContext {
+        predefined: pipeline_variables(options),
+        overrides: &options.overrides,
+        project,
+        last: Default::default(),
+    };
+    let pipeline = resolve(
+        &location.file,
+        merged,
+        lenient.then_some(&mut warnings),
+        &context,
+    )?;
     Ok(Loaded { pipeline, warnings })
+}
+
+/// What rules are evaluated with besides the YAML.
+struct RulesContext<'a> {
+    /// Predefined variables (lowest precedence).
+    predefined: Vec<Variable>,
+    /// `--var` (highest).
+    overrides: &'a [(String, String)],
+    project: &'a dyn Project,
+    /// The last YAML list expanded and the result: most jobs share their variables, and
+    /// expanding ~100 predefined variables for each of 10,000 jobs is slow.
+    last: std::cell::RefCell<Option<Expanded>>,
+}
+
+/// A YAML variable list and the whole list rules see for it, expanded.
+type Expanded = (Vec<Variable>, std::rc::Rc<Vec<Variable>>);
+
+/// The predefined variables rules see. Without any (a pipeline loaded with no project
+/// context), a push pipeline on `main`, so that rules and `only` have a branch to look at.
+fn pipeline_variables(options: &LoadOptions) -> Vec<Variable> {
+    let mut vars: Vec<Variable> = options
+        .variables
+        .iter()
+        .map(|(k, v)| Variable::new(k, v))
+        .collect();
+    let has = |k: &str| options.variables.iter().any(|(key, _)| key == k);
+    if !has("CI_COMMIT_REF_NAME") {
+        for (k, v) in [
+            ("CI_PIPELINE_SOURCE", "push"),
+            ("CI_COMMIT_BRANCH", "main"),
+            ("CI_COMMIT_REF_NAME", "main"),
+            ("CI_DEFAULT_BRANCH", "main"),
+        ] {
+            if !has(k) {
+                vars.insert(0, Variable::new(k, v));
+            }
+        }
+    }
+    vars
+}
+
+impl RulesContext<'_> {
+    /// Predefined, then `yaml` (precedence order), then `--var`, expanded as GitLab expands
+    /// variables in other variables (a cycle leaves the values as written).
+    fn variables(&self, yaml: &[Variable]) -> std::rc::Rc<Vec<Variable>> {
+        if let Some((key, value)) = self.last.borrow().as_ref() {
+            if key == yaml {
+                return value.clone();
+            }
+        }
+        let mut all = self.predefined.clone();
+        all.extend(yaml.iter().cloned());
+        all.extend(self.overrides.iter().map(|(k, v)| Variable::new(k, v)));
+        let value = std::rc::Rc::new(crate::expand::gitlab_expand(&all).unwrap_or(all));
+        *self.last.borrow_mut() = Some((yaml.to_vec(), value.clone()));
+        value
+    }
+}
+
+fn lookup_in(vars: &[Variable]) -> impl Fn(&str) -> Option<String> + '_ {
+    |k: &str| crate::expand::lookup(vars, k).map(str::to_owned)
+}
+
+/// Apply the job's `rules` (or `only`/`except`) to one job instance: exclusion reason, or the
+/// matching rule's when, allow_failure, variables, needs and interruptible.
+fn apply_rules(job: &mut Job, context: &RulesContext<'_>) -> Result<(), String> {
+    let vars = context.variables(&job.variables);
+    let (name, stage) = (job.name.clone(), job.stage.clone());
+    let lookup = |k: &str| match k {
+        "CI_JOB_NAME" => Some(name.clone()),
+        "CI_JOB_STAGE" => Some(stage.clone()),
+        _ => crate::expand::lookup(&vars, k).map(str::to_owned),
+    };
+    let Some(rules_value) = job.rules.clone() else {
+        let only = job.resolved.get("only").cloned();
+        let except = job.resolved.get("except").cloned();
+        job.excluded =
+            only_except::decide(only.as_ref(), except.as_ref(), &lookup, context.project)?;
+        return Ok(());
+    };
+    let matched = match rules::decide(&rules_value, &lookup, context.project)? {
+        Decision::Excluded(reason) => {
+            job.excluded = Some(reason);
+            return Ok(());
+        }
+        Decision::Included(m) => m,
+    };
+    let job_when = job
+        .resolved
+        .get("when")
+        .and_then(Value::as_str)
+        .and_then(When::parse);
+    let job_allow_failure = job
+        .resolved
+        .get("allow_failure")
+        .filter(|v| !v.is_null())
+        .map(job_model::allow_failure)
+        .transpose()?;
+    let (when, allow_failure) = rules::settle(
+        job_when,
+        job_allow_failure.as_ref(),
+        matched.when,
+        matched.allow_failure.as_ref(),
+    );
+    job.when = when;
+    job.allow_failure = allow_failure;
+    job.matched_rule = Some(matched.index);
+    if matched.interruptible.is_some() {
+        job.interruptible = matched.interruptible;
+    }
+    if matched.needs.is_some() {
+        job.needs = matched.needs.clone();
+    }
+    // Rule variables win over the job's.
+    job.variables.extend(matched.variables.iter().cloned());
+    show_as_received(job, &matched.variables);
+    Ok(())
+}
+
+/// `cijob show`'s mapping as the runner receives the job: the rule applied, `rules` gone.
+fn show_as_received(job: &mut Job, rule_variables: &[Variable]) {
+    let Value::Mapping(m) = &mut job.resolved else {
+        return;
+    };
+    m.shift_remove("rules");
+    m.insert(Value::from("when"), Value::from(job.when.as_str()));
+    let allow_failure = match &job.allow_failure {
+        AllowFailure::No => Value::Bool(false),
+        AllowFailure::Yes => Value::Bool(true),
+        AllowFailure::ExitCodes(codes) => {
+            let mut e = Mapping::new();
+            e.insert(
+                Value::from("exit_codes"),
+                Value::Sequence(codes.iter().map(|c| Value::from(*c)).collect()),
+            );
+            Value::Mapping(e)
+        }
+    };
+    m.insert(Value::from("allow_failure"), allow_failure);
+    if let Some(needs) = &job.needs {
+        m.insert(Value::from("needs"), needs.clone());
+    }
+    if let Some(i) = job.interruptible {
+        m.insert(Value::from("interruptible"), Value::Bool(i));
+    }
+    if !rule_variables.is_empty() {
+        let mut vars = match m.shift_remove("variables") {
+            Some(Value::Mapping(v)) => v,
+            _ => Mapping::new(),
+        };
+        for v in rule_variables {
+            vars.shift_remove(v.key.as_str());
+            vars.insert(Value::from(v.key.as_str()), Value::from(v.value.as_str()));
+        }
+        m.insert(Value::from("variables"), Value::Mapping(vars));
+    }
 }
 
 /// Remove jobs (hidden ones too) that `extends` or `!reference` something that does not
@@ -187,6 +369,7 @@ fn resolve(
     file: &std::path::Path,
     merged: Merged,
     mut lenient: Option<&mut Vec<String>>,
+    context: &RulesContext<'_>,
 ) -> Result<Pipeline, ConfigError> {
     let at = |e: crate::load::key_error::KeyError| merged.error_at(&e.key, e.message);
     for key in merged.config.keys() {
@@ -206,13 +389,28 @@ fn resolve(
 
     let stages = stages(&config).map_err(|m| merged.error_at("stages", m))?;
     let defaults = defaults(&config).map_err(|m| merged.error_at("default", m))?;
-    let globals = match config.get("variables") {
+    let mut globals = match config.get("variables") {
         Some(v) => job_model::variables(v)
             .map_err(|m| merged.error_at("variables", format!("variables: {m}")))?,
         None => vec![],
     };
+    // workflow:rules see the predefined and top-level variables; their variables then sit
+    // between the top-level ones and the job's.
+    let flow = {
+        let vars = context.variables(&globals);
+        let lookup = lookup_in(&vars);
+        workflow::evaluate(config.get("workflow"), &lookup, context.project)
+            .map_err(|m| merged.error_at("workflow", m))?
+    };
+    globals.extend(flow.variables.iter().cloned());
+    let pipeline_name = flow.name.as_deref().map(|raw| {
+        let vars = context.variables(&globals);
+        let lookup = lookup_in(&vars);
+        workflow::name(raw, &lookup)
+    });
 
     let mut jobs = Vec::new();
+    let mut triggers: Vec<(String, String)> = Vec::new();
     for (k, v) in &config {
         let Some(name) = k.as_str() else { continue };
         if !is_job_key(name) || name.starts_with('.') {
@@ -231,6 +429,9 @@ fn resolve(
             }
         };
         if job.contains_key("trigger") {
+            // Not runnable, but other jobs may need it.
+            let stage = job.get("stage").and_then(Value::as_str).unwrap_or("test");
+            triggers.push((name.to_owned(), stage.to_owned()));
             continue;
         }
         let job_err = |m: String| merged.error_at(name, m);
@@ -260,11 +461,32 @@ fn resolve(
                 file,
                 line: line.unwrap_or(1),
             });
+        // A typo is an error whatever the includes: GitLab refuses the pipeline.
+        let unknown = validate::unknown_keys(&job);
+        if let Some(first) = unknown.first() {
+            let message = validate::unknown_keys_message(name, &unknown);
+            return Err(error_at_child(&merged, name, first, message));
+        }
+        if let Some(conflict) = validate::rules_conflicts(name, &job) {
+            return Err(job_err(conflict));
+        }
         let built = job_model::build(name, job, &inherited, location)
+            .and_then(|mut instances| {
+                for j in &mut instances {
+                    match &flow.not_created {
+                        Some(why) => {
+                            j.excluded = Some(format!("workflow: pipeline not created ({why})"))
+                        }
+                        None => apply_rules(j, context).map_err(|m| format!("jobs:{name}:{m}"))?,
+                    }
+                }
+                Ok(instances)
+            })
             .map_err(&job_err)
             .and_then(|built| match built.first() {
+                // GitLab's words.
                 Some(j) if !stages.contains(&j.stage) => Err(job_err(format!(
-                    "job \"{name}\": chosen stage \"{}\" does not exist; available stages are {}",
+                    "{name} job: chosen stage {} does not exist; available stages are {}",
                     j.stage,
                     stages.join(", ")
                 ))),
@@ -290,11 +512,61 @@ fn resolve(
             .position(|s| *s == j.stage)
             .unwrap_or(usize::MAX)
     });
+    let checks = validate::references(&jobs, &stages, &triggers)
+        .and_then(|()| validate::needs_in_pipeline(&jobs));
+    if let Err((job, message)) = checks {
+        let base = jobs
+            .iter()
+            .find(|j| j.name == job)
+            .map_or(job.clone(), |j| j.base_name.clone());
+        match lenient {
+            // A skipped include may define what is needed.
+            Some(warnings) => warnings.push(message),
+            None => return Err(merged.error_at(&base, message)),
+        }
+    }
     Ok(Pipeline {
         file: file.to_path_buf(),
         stages,
         jobs,
+        name: pipeline_name,
     })
+}
+
+/// An error at `key:` inside the job `job` when the job's own text has that key (a key from
+/// `extends` or `default:` is elsewhere), else at the job.
+fn error_at_child(merged: &Merged, job: &str, key: &str, message: String) -> ConfigError {
+    let err = merged.error_at(job, message);
+    let (Some(&index), Some(start)) = (merged.origins.get(job), err.line) else {
+        return err;
+    };
+    let text = &merged.files[index].text;
+    let blank = |l: &str| l.trim().is_empty() || l.trim_start().starts_with('#');
+    // The job's body: the indented lines after its key, at the first one's indentation.
+    let mut indent = None;
+    let found = text
+        .lines()
+        .enumerate()
+        .skip(start)
+        .take_while(|(_, l)| blank(l) || l.starts_with([' ', '\t']))
+        .filter(|(_, l)| !blank(l))
+        .filter(|(_, l)| {
+            let own = l.len() - l.trim_start().len();
+            *indent.get_or_insert(own) == own
+        })
+        .find(|(_, l)| {
+            let t = l.trim_start();
+            let t = t.strip_prefix(['"', '\'']).unwrap_or(t);
+            t.strip_prefix(key).is_some_and(|rest| {
+                rest.trim_start_matches(['"', '\''])
+                    .trim_start()
+                    .starts_with(':')
+            })
+        });
+    match found {
+        Some((i, _)) => err.at(i + 1, None).with_source(text),
+        None => err,
+    }
 }
 
 /// Declared stages framed by `.pre`/`.post`, or GitLab's default list.
@@ -477,7 +749,7 @@ mod tests {
         let e = load_text("stages: [build]\nj: {script: x}\n").unwrap_err();
         assert_eq!(
             e.message,
-            "job \"j\": chosen stage \"test\" does not exist; available stages are .pre, build, .post"
+            "j job: chosen stage test does not exist; available stages are .pre, build, .post"
         );
         assert_eq!(e.line, Some(2));
         let e = load_text("stages: build\nj: {script: x}\n").unwrap_err();
@@ -512,6 +784,50 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.file.as_deref(), Some(Path::new("ci/jobs.yml")));
         assert_eq!(e.line, Some(3));
+    }
+
+    /// Precedence (later wins): top-level, workflow rule, job, matching rule; rules see the
+    /// job's variables, not the rule's.
+    #[test]
+    fn rules_and_workflow_variables_in_precedence_order() {
+        let p = load_text(
+            "variables: {A: global, B: global, C: global, D: global}\n\
+             workflow:\n  rules:\n    - if: $A == 'global'\n      variables: {B: workflow, C: workflow, D: workflow}\n\
+             j:\n  script: [x]\n  variables: {C: job, D: job}\n  rules:\n    - if: $D == 'rule'\n      when: never\n    \
+             - if: $C == 'job' && $B == 'workflow'\n      variables: {D: rule}\n      when: manual\n",
+        )
+        .unwrap();
+        let j = &p.jobs[0];
+        assert_eq!(j.excluded, None);
+        assert_eq!(j.matched_rule, Some(2));
+        assert_eq!(j.when, When::Manual);
+        let got: Vec<_> = ["A", "B", "C", "D"]
+            .iter()
+            .map(|k| var(j, k).unwrap())
+            .collect();
+        assert_eq!(got, ["global", "workflow", "job", "rule"]);
+        assert_eq!(j.resolved["variables"]["D"], Value::from("rule"));
+        assert!(j.resolved.get("rules").is_none());
+    }
+
+    #[test]
+    fn unknown_keys_point_at_the_key_when_the_job_has_it() {
+        let e = load_text(
+            "test:\n  variables:\n    scirpt: 1\n  # scirpt: no\n\n  script: [x]\n  scirpt: [y]\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.message, "jobs:test config contains unknown keys: scirpt");
+        assert_eq!(e.line, Some(7));
+        // From extends: at the job; in flow style: at the job.
+        let e = load_text(".base: {artefacts: {}}\n\ntest:\n  extends: .base\n  script: [x]\n")
+            .unwrap_err();
+        assert_eq!(
+            e.message,
+            "jobs:test config contains unknown keys: artefacts"
+        );
+        assert_eq!(e.line, Some(3));
+        let e = load_text("a: {script: [x]}\ntest: {script: [x], scirpt: [y]}\n").unwrap_err();
+        assert_eq!(e.line, Some(2));
     }
 
     #[test]

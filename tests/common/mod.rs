@@ -158,16 +158,20 @@ impl Run {
     }
 }
 
-/// Docker must be there: these tests never skip (in CI or elsewhere).
-pub fn require_docker() {
-    let ok = Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
+/// Whether `docker ARGS` succeeds (an engine answers), its output discarded.
+pub fn docker_succeeds(args: &[&str]) -> bool {
+    Command::new("docker")
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok_and(|s| s.success());
+        .is_ok_and(|s| s.success())
+}
+
+/// Docker must be there: these tests never skip (in CI or elsewhere).
+pub fn require_docker() {
     assert!(
-        ok,
+        docker_succeeds(&["info", "--format", "{{.ServerVersion}}"]),
         "this test needs a running Docker daemon and the fixture images: run scripts/setup-docker.sh"
     );
 }

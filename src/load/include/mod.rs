@@ -212,10 +212,22 @@ impl Ctx<'_> {
             for entry in entries {
                 let at = |ctx: &Self, m: String| ctx.entry_error(index, &entry.kind, m);
                 if let Some(rules) = &entry.rules {
-                    let root = (origin == Origin::Local).then_some(self.root);
                     let vars = &self.vars;
                     let lookup = |k: &str| vars.get(k).cloned();
-                    let taken = rules::evaluate(rules, &lookup, root)
+                    let local;
+                    let project: &dyn rules::Project = match (&origin, &self.options.project) {
+                        (Origin::Local, Some(p)) => p.as_ref(),
+                        (Origin::Local, None) => {
+                            let default_branch =
+                                self.options.default_branch.as_deref().unwrap_or("main");
+                            local =
+                                crate::project::worktree::Worktree::new(self.root, default_branch);
+                            &local
+                        }
+                        // A remote file's `exists` cannot look at this project.
+                        _ => &rules::Nowhere,
+                    };
+                    let taken = rules::evaluate(rules, &lookup, project)
                         .map_err(|m| at(self, format!("include rules: {m}")))?;
                     if !taken {
                         continue;

@@ -66,8 +66,15 @@ pub struct LoadOptions {
     pub cache_dir: Option<PathBuf>,
     /// `None`: the real HTTP client.
     pub fetcher: Option<Arc<dyn Fetcher>>,
-    /// Variables for include `rules:if` and variables in include paths.
+    /// The pipeline's variables before YAML (predefined from git, then `--var`): include
+    /// `rules:if` and paths, job and workflow `rules`.
     pub variables: Vec<(String, String)>,
+    /// `--var` values (also at the end of `variables`): they win over YAML variables in rules.
+    pub overrides: Vec<(String, String)>,
+    /// The branch `rules:changes` compares with when a rule has no `compare_to`.
+    pub default_branch: Option<String>,
+    /// What `rules:changes`/`exists` look at. `None`: the worktree at the project root.
+    pub project: Option<Arc<dyn crate::load::rules::Project + Send + Sync>>,
 }
 
 impl std::fmt::Debug for LoadOptions {
@@ -80,6 +87,7 @@ impl std::fmt::Debug for LoadOptions {
             .field("allow_missing", &self.allow_missing)
             .field("cache_dir", &self.cache_dir)
             .field("variables", &self.variables)
+            .field("overrides", &self.overrides)
             .finish_non_exhaustive()
     }
 }
@@ -111,23 +119,18 @@ impl LoadOptions {
                 options.gitlab_url = Some(format!("https://{host}"));
             }
         }
-        let path = if git.namespace.is_empty() {
-            git.project.clone()
-        } else {
-            format!("{}/{}", git.namespace, git.project)
-        };
-        let mut vars = vec![
-            ("CI_PROJECT_PATH", path),
-            ("CI_PROJECT_NAME", git.project.clone()),
-            ("CI_PROJECT_NAMESPACE", git.namespace.clone()),
-            ("CI_COMMIT_SHA", git.sha.clone()),
-            ("CI_COMMIT_REF_NAME", git.ref_name.clone()),
-            ("CI_DEFAULT_BRANCH", git.default_branch.clone()),
-        ];
-        vars.extend(git.branch.clone().map(|b| ("CI_COMMIT_BRANCH", b)));
-        vars.extend(git.tag.clone().map(|t| ("CI_COMMIT_TAG", t)));
-        options.variables = vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        options.variables = crate::project::predefined::pipeline_variables(git, &[]);
+        options.default_branch = Some(git.default_branch.clone());
         options
+    }
+
+    /// `--var` values: predefined variables follow them (`CI_PIPELINE_SOURCE`), and they win
+    /// over every other variable in rules and include paths.
+    pub fn with_overrides(mut self, git: &GitInfo, overrides: Vec<(String, String)>) -> Self {
+        self.variables = crate::project::predefined::pipeline_variables(git, &overrides);
+        self.variables.extend(overrides.iter().cloned());
+        self.overrides = overrides;
+        self
     }
 
     /// The instance's URL without a trailing `/`.
