@@ -283,7 +283,7 @@ fn plan_with_needs_prints_each_job_with_its_artifact_steps() {
 #[test]
 fn bad_artifacts_cache_and_needs_are_errors_located_at_the_job() {
     let p = Project::new(
-        "stages: [build, test]\nbuild:\n  stage: build\n  image: cijob-test/busybox\n  script: [true]\n  artifacts:\n    paths: [out/]\n    when: sometimes\nwarm:\n  stage: test\n  image: cijob-test/busybox\n  script: [true]\n  cache:\n    paths: [deps/]\n    policy: $POLICY\n  variables: {POLICY: sometimes}\nlost:\n  stage: test\n  image: cijob-test/busybox\n  needs: [nowhere]\n  script: [true]\n",
+        "stages: [build, test]\nbuild:\n  stage: build\n  image: cijob-test/busybox\n  script: [true]\n  artifacts:\n    paths: [out/]\n    when: sometimes\nwarm:\n  stage: test\n  image: cijob-test/busybox\n  script: [true]\n  cache:\n    paths: [deps/]\n    policy: $POLICY\n  variables: {POLICY: sometimes}\n",
     );
     p.run(&["plan", "build"])
         .assert_code(2)
@@ -293,10 +293,13 @@ fn bad_artifacts_cache_and_needs_are_errors_located_at_the_job() {
         .assert_code(2)
         .assert_err(".gitlab-ci.yml:9")
         .assert_err("cache:policy must be pull, push or pull-push, not \"sometimes\"");
-    p.run(&["run", "lost"])
+    // GitLab refuses the whole pipeline for a need on no job (the validation's words).
+    let p =
+        Project::new("lost:\n  image: cijob-test/busybox\n  needs: [nowhere]\n  script: [true]\n");
+    p.run(&["run", "lost", "--needs"])
         .assert_code(2)
-        .assert_err(".gitlab-ci.yml:17")
-        .assert_err("needs \"nowhere\", which is not a job of this pipeline");
+        .assert_err(".gitlab-ci.yml:1")
+        .assert_err("undefined need: nowhere");
 }
 
 #[test]
