@@ -12,6 +12,8 @@ use crate::resolve::parallel;
 pub struct Need {
     /// The job's name (a parallel job's base name stands for all its instances).
     pub job: String,
+    /// `job:` as written: with `parallel:matrix`, the base name of the instances in `job`.
+    pub written: String,
     pub artifacts: bool,
     pub optional: bool,
 }
@@ -33,7 +35,12 @@ pub struct Source {
 /// `needs:` parsed; `None` when the job has none (or `needs: null`), so that dependencies
 /// or stages decide. `needs: []` is `Some` and empty: the job receives nothing.
 pub fn parse(job: &Job) -> Result<Option<Needs>, String> {
-    let list = match &job.needs {
+    parse_value(job.needs.as_ref())
+}
+
+/// A raw `needs:` value parsed (a job's, or a rule's).
+pub fn parse_value(value: Option<&Value>) -> Result<Option<Needs>, String> {
+    let list = match value {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Sequence(list)) => list.clone(),
         // A single entry is accepted as a list of one, as GitLab does.
@@ -44,6 +51,7 @@ pub fn parse(job: &Job) -> Result<Option<Needs>, String> {
         match entry {
             Value::String(name) => needs.jobs.push(Need {
                 job: name.clone(),
+                written: name.clone(),
                 artifacts: true,
                 optional: false,
             }),
@@ -99,11 +107,13 @@ fn parse_entry(m: &Mapping, needs: &mut Needs) -> Result<(), String> {
                 .unwrap_or_default();
             needs.jobs.extend(instances.into_iter().map(|i| Need {
                 job: i.name,
+                written: job.clone(),
                 artifacts,
                 optional,
             }));
         }
         None => needs.jobs.push(Need {
+            written: job.clone(),
             job,
             artifacts,
             optional,
@@ -126,7 +136,7 @@ fn named<'a>(pipeline: &'a Pipeline, name: &str) -> Vec<&'a Job> {
 }
 
 /// `dependencies:` from the resolved job: `None` when absent.
-fn dependencies(job: &Job) -> Result<Option<Vec<String>>, String> {
+pub fn dependencies(job: &Job) -> Result<Option<Vec<String>>, String> {
     match job.resolved.get("dependencies") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Sequence(list)) => list

@@ -5,6 +5,7 @@
 
 use crate::load::yaml::{self, Mapping, Value};
 use crate::model::Job;
+use crate::resolve::needs::{dependencies, parse_value, Need};
 
 /// Keys a job may have (GitLab's `Entry::Job::ALLOWED_KEYS` and the processable keys, plus
 /// the Premium ones cijob ignores: `secrets`, `dast_configuration`, `identity`).
@@ -82,40 +83,25 @@ pub fn rules_conflicts(name: &str, job: &Mapping) -> Option<String> {
     })
 }
 
-/// One `needs:` entry naming a job of this pipeline.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Need {
-    pub job: String,
-    pub optional: bool,
-}
-
-/// The entries of a raw `needs:` that name jobs of this pipeline (cross-pipeline and
-/// cross-project needs are left out).
+/// The entries of a raw `needs:` that name jobs of this pipeline, as written (one per
+/// `parallel:matrix` need: GitLab checks the job it names; cross-pipeline and cross-project
+/// needs are left out; a malformed list is reported where it is used).
 pub fn needs_of(needs: Option<&Value>) -> Vec<Need> {
-    let Some(Value::Sequence(items)) = needs else {
-        return Vec::new();
-    };
-    items
-        .iter()
-        .filter_map(|item| match item {
-            Value::Mapping(m) if m.contains_key("pipeline") || m.contains_key("project") => None,
-            Value::Mapping(m) => Some(Need {
-                job: m.get("job").and_then(yaml::scalar_string)?,
-                optional: m.get("optional").and_then(Value::as_bool).unwrap_or(false),
-            }),
-            other => yaml::scalar_string(other).map(|job| Need {
-                job,
-                optional: false,
-            }),
-        })
-        .collect()
+    let mut jobs = parse_value(needs)
+        .ok()
+        .flatten()
+        .map(|n| n.jobs)
+        .unwrap_or_default();
+    // The instances of one matrix need become one entry naming the job.
+    jobs.dedup_by(|b, a| a.written == b.written && a.job != a.written && b.job != b.written);
+    for n in &mut jobs {
+        n.job.clone_from(&n.written);
+    }
+    jobs
 }
 
 fn dependencies_of(job: &Job) -> Vec<String> {
-    match job.resolved.get("dependencies") {
-        Some(Value::Sequence(s)) => s.iter().filter_map(yaml::scalar_string).collect(),
-        _ => Vec::new(),
-    }
+    dependencies(job).ok().flatten().unwrap_or_default()
 }
 
 /// The configuration checks (GitLab's YAML processor, before rules): every need (the job's
