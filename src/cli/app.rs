@@ -10,6 +10,7 @@ use crate::execute::docker::Engine;
 use crate::execute::endpoint::{self, Endpoint};
 use crate::execute::leftovers;
 use crate::execute::run::{self, ProjectSource};
+use crate::execute::sources::slot;
 use crate::model::{Job, Pipeline};
 use crate::plan::labels::{LABEL_JOB, LABEL_MANAGED, LABEL_TYPE, TYPE_BUILD};
 use crate::plan::{self, PlanInput};
@@ -185,6 +186,27 @@ fn run_job(cli: &Cli, args: &RunArgs, cwd: &Path, ui: &Ui, dry_run: bool) -> Res
         .display()
         .to_string();
     let run_id = plan::names::new_run_id();
+    let endpoint = endpoint(cli)?;
+    let root = location.project_root.display().to_string();
+    let rt = runtime()?;
+    // A run holds one of the project's volumes for its whole life (the plan names it);
+    // `cijob plan` shows the first.
+    let (engine, slot) = if dry_run {
+        (None, None)
+    } else {
+        let (engine, slot) = rt.block_on(async {
+            let engine = Engine::connect(&endpoint).await?;
+            let dir = slot::state_dir().ok_or_else(|| {
+                Error::Failed("no HOME or XDG_CACHE_HOME to keep project volume state in".into())
+            })?;
+            let slot = slot::acquire(&engine, &dir, |n| {
+                crate::plan::sources::volume_name(&git, &root, n)
+            })
+            .await?;
+            Ok::<_, Error>((engine, slot))
+        })?;
+        (Some(engine), Some(slot))
+    };
     let plan = plan::plan(&PlanInput {
         job,
         git: &git,
@@ -192,17 +214,18 @@ fn run_job(cli: &Cli, args: &RunArgs, cwd: &Path, ui: &Ui, dry_run: bool) -> Res
         run_id: &run_id,
         config_path: &config_path,
         pid: std::process::id(),
+        project_root: &root,
+        slot: slot.as_ref().map_or(0, |s| s.id),
     })?;
     let ui = ui.with_secrets(plan.secrets.clone());
-    let endpoint = endpoint(cli)?;
-    if dry_run {
+    let Some(engine) = engine else {
         let target = crate::plan::recipe::Target {
             describe: endpoint.describe(),
             exports: endpoint.shell_exports(),
         };
         print(&crate::plan::recipe::render(&plan, &target));
         return Ok(());
-    }
+    };
     let files: Vec<PathBuf> = git::project_files(&location.project_root).map_err(|e| {
         Error::Failed(format!(
             "listing the project's files in {}: {e}",
@@ -213,13 +236,14 @@ fn run_job(cli: &Cli, args: &RunArgs, cwd: &Path, ui: &Ui, dry_run: bool) -> Res
         root: location.project_root.clone(),
         files,
     };
-    runtime()?.block_on(async {
-        let engine = Engine::connect(&endpoint).await?;
+    let result = rt.block_on(async {
         if let Some(w) = dead_runs_warning(&engine).await {
             ui.warning(&w);
         }
         run::execute(&engine, &plan, &project, &ui).await
-    })
+    });
+    drop(slot);
+    result
 }
 
 /// The fuzzy job picker: each job with its stage and image.

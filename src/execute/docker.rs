@@ -548,7 +548,7 @@ impl Engine {
         self.docker
             .upload_to_container(id, Some(options), bollard::body_try_stream(tar))
             .await
-            .map_err(|e| self.err("copying the project into the build container", e))
+            .map_err(|e| self.err("copying the project into its volume", e))
     }
 
     async fn remove_container(&self, id: &str) -> Result<(), Error> {
@@ -692,6 +692,24 @@ impl Engine {
                 running: c.state.map(|s| s.to_string() == "running").unwrap_or(false),
             })
             .collect())
+    }
+
+    /// Whether any container, running or not, mounts the volume.
+    pub async fn volume_in_use(&self, volume: &str) -> Result<bool, Error> {
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([(
+                "volume".to_string(),
+                vec![volume.to_string()],
+            )])),
+            ..Default::default()
+        };
+        let list = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| self.err("listing containers", e))?;
+        Ok(!list.is_empty())
     }
 
     /// Containers, networks and volumes carrying `label`, in removal order.

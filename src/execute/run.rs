@@ -15,7 +15,7 @@ use crate::execute::pull::ensure_image;
 use crate::execute::signals::Signals;
 use crate::execute::stage::{run_stage, Stage, StageEnd};
 use crate::execute::verdict::{self, Level, Lines, Outcome, Rules};
-use crate::execute::{archive, debug, health};
+use crate::execute::{debug, health, sources};
 use crate::plan::labels::LABEL_RUN;
 use crate::plan::spec::ContainerSpec;
 use crate::plan::{RunPlan, ServicePlan};
@@ -74,10 +74,20 @@ async fn job(
     ui: &Ui,
 ) -> Result<(), Error> {
     prepare(engine, plan, ui).await?;
-    let services = start_services(engine, plan, ui).await?;
-    check_services(engine, plan, &services, ui).await?;
+    // The project volume is updated while the services start and are checked: the runner
+    // does one after the other, but neither waits for the other's result.
+    let (services, sources) = futures_util::join!(
+        async {
+            let services = start_services(engine, plan, ui).await?;
+            check_services(engine, plan, &services, ui).await?;
+            Ok::<_, Error>(services)
+        },
+        sources::update(engine, plan, project, ui)
+    );
+    let services = services?;
+    let sources = sources?;
     let build = create_build(engine, plan, &services, ui).await?;
-    get_sources(engine, plan, &build, project, ui).await?;
+    get_sources(plan, &sources, ui);
 
     ui.section("Executing \"step_script\" stage of the job script");
     let Stage { end: step, started } = if plan.debug == DebugMode::Off {
@@ -244,57 +254,17 @@ async fn pull(
     .map(drop)
 }
 
-/// The project into `CI_PROJECT_DIR`: packed on a blocking thread while the daemon receives
-/// it, a few chunks at a time, so memory stays flat.
-async fn get_sources(
-    engine: &Engine,
-    plan: &RunPlan,
-    build: &str,
-    project: &ProjectSource,
-    ui: &Ui,
-) -> Result<(), Error> {
+/// The sources phase's log, where the runner prints it (the update itself ran earlier).
+fn get_sources(plan: &RunPlan, lines: &[String], ui: &Ui) {
     ui.section("Preparing environment");
     ui.line(&format!(
         "Running on {}...",
         plan.build.container.hostname.as_deref().unwrap_or_default()
     ));
     ui.section("Getting source from the local working tree");
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let (root, files, dest) = (
-        project.root.clone(),
-        project.files.clone(),
-        plan.project_dir.clone(),
-    );
-    let packer = tokio::task::spawn_blocking(move || {
-        let out = std::io::BufWriter::with_capacity(256 * 1024, archive::ChunkWriter(tx.clone()));
-        let packed = archive::project_tar(&root, &files, &dest, out)
-            .and_then(|w| w.into_inner().map_err(|e| e.into_error()));
-        if let Err(e) = &packed {
-            // Abort the upload rather than let the daemon unpack a truncated tar.
-            let _ = tx.blocking_send(Err(std::io::Error::new(e.kind(), e.to_string())));
-        }
-        packed.map(drop)
-    });
-    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
-    });
-    let uploaded = engine.upload(build, "/", chunks).await;
-    let packed = packer
-        .await
-        .map_err(|e| Error::Failed(format!("packing the project: {e}")))?;
-    match packed {
-        // A broken pipe only means the upload stopped first: its error says why.
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            return Err(Error::Failed(format!("packing the project: {e}")))
-        }
-        _ => uploaded?,
+    for line in lines {
+        ui.line(line);
     }
-    ui.line(&format!(
-        "Copied {} files (uncommitted changes included) to {}",
-        project.files.len(),
-        plan.project_dir
-    ));
-    Ok(())
 }
 
 /// `after_script` in a fresh shell of the same container; its failure is only a warning.

@@ -41,6 +41,8 @@ fn planned(job: &Job, toml: &str, cli: impl FnOnce(&mut RunConfig)) -> Result<Ru
         run_id: "abc",
         config_path: ".gitlab-ci.yml",
         pid: 1,
+        project_root: "/src/proj",
+        slot: 0,
     })
     .map_err(|e| e.to_string())
 }
@@ -103,7 +105,11 @@ fn runner_settings_fill_the_plan() {
     assert_eq!(p.build.container.host.dns, ["10.0.0.2"]);
     assert_eq!(p.build.container.host.shm_size, Some(1024));
     assert_eq!(p.volumes.len(), 2);
-    assert!(!p.volumes[0].shared && p.volumes[1].shared);
+    // Both outlive the run: the project volume and the config.toml one.
+    assert!(p.volumes[0].shared && p.volumes[1].shared);
+    assert!(p.volumes[0]
+        .labels
+        .contains(&("cijob.type".into(), "project".into())));
     let name = &p.volumes[1].name;
     assert!(
         name.starts_with("cijob-") && name.contains("-cache-"),
@@ -114,7 +120,7 @@ fn runner_settings_fill_the_plan() {
         .contains(&("cijob.destination".into(), "/cache".into())));
     // Every container gets /builds, then the config volumes, in order.
     let binds = [
-        "cijob-test-abc-builds:/builds".to_string(),
+        format!("{}:/builds", p.volumes[0].name),
         format!("{name}:/cache"),
         "/tmp:/host-tmp:ro".into(),
     ];
@@ -358,5 +364,6 @@ fn the_recipe_renders_every_setting_of_the_specs() {
     assert_eq!(recipe.matches("--dns 10.0.0.2").count(), 2);
     let cleanup = &recipe[recipe.find("cleanup() {").unwrap()..recipe.find("}\n").unwrap()];
     assert!(!cleanup.contains(cache), "{cleanup}");
-    assert!(cleanup.contains(&p.volumes[0].name), "{cleanup}");
+    assert!(!cleanup.contains(&p.volumes[0].name), "{cleanup}");
+    assert!(cleanup.contains(&p.sources.helper.name), "{cleanup}");
 }

@@ -29,7 +29,7 @@ pub fn job_variables(
         timeout_secs,
         pipeline_source: "push",
         config_path: input.config_path,
-        concurrent_id: 0,
+        concurrent_id: input.slot,
     });
     // Runner `environment` entries come before the job's variables, which override them.
     raw.extend(

@@ -5,3 +5,4 @@ pub mod discover;
 pub(crate) mod git;
 pub(crate) mod name_rules;
 pub(crate) mod predefined;
+pub(crate) mod tree;
