@@ -6,7 +6,7 @@ use crate::cli::args::{Cli, Command, RunArgs};
 use crate::cli::config::{DebugMode, RunConfig};
 use crate::cli::listing;
 use crate::error::Error;
-use crate::execute::docker::Engine;
+use crate::execute::docker::{Engine, Kind};
 use crate::execute::endpoint::{self, Endpoint};
 use crate::execute::leftovers;
 use crate::execute::run::{self, ProjectSource};
@@ -331,6 +331,10 @@ async fn clean(endpoint: &Endpoint, ui: &Ui, job: Option<&str>) -> Result<(), Er
     let mut removed = 0;
     for o in engine.objects_with(&managed).await? {
         if leftovers::stale(&o.labels, leftovers::process_alive) {
+            // A project volume a running job holds stays (the daemon would refuse anyway).
+            if o.kind == Kind::Volume && engine.volume_in_use(&o.name).await? {
+                continue;
+            }
             engine.remove(&o).await?;
             ui.line(&format!("removed {} {}", o.kind.noun(), o.name));
             removed += 1;

@@ -58,6 +58,39 @@ impl Project {
     }
 }
 
+/// The project volumes outlive runs by design; a test project's go with it.
+impl Drop for Project {
+    fn drop(&mut self) {
+        for v in project_volumes_of(self) {
+            let _ = Command::new("docker")
+                .args(["volume", "rm", "-f", &v])
+                .output();
+        }
+    }
+}
+
+/// The project volumes of `p` (their names carry the project directory's name).
+pub fn project_volumes_of(p: &Project) -> Vec<String> {
+    let Ok(o) = Command::new("docker")
+        .args(["volume", "ls", "-q", "--filter", "label=cijob.type=project"])
+        .output()
+    else {
+        return Vec::new();
+    };
+    let dir = p
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .trim_start_matches('.')
+        .to_ascii_lowercase();
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|v| v.contains(&dir))
+        .map(str::to_string)
+        .collect()
+}
+
 pub fn cijob() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cijob"));
     c.env("NO_COLOR", "1").stdin(Stdio::null());
