@@ -359,49 +359,59 @@ fn an_update_interrupted_by_ctrl_c_is_repaired_by_the_next_run() {
     require_docker();
     let name = unique("sigint");
     let p = project(&name, &["true"], "");
-    // Enough files that the copy takes a while.
-    for d in 0..12 {
-        let dir = p.path().join(format!("many/{d}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        for f in 0..250 {
-            std::fs::write(dir.join(format!("{f}.txt")), format!("{d}/{f}\n")).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let run_with_state = |job: &str| {
+        let mut c = p.cijob(&["run", job]);
+        c.env("CIJOB_STATE_DIR", state.path());
+        c
+    };
+    // Enough data that the copy takes a while.
+    let write_many = |tag: &str| {
+        for d in 0..10 {
+            let dir = p.path().join(format!("many/{d}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            for f in 0..200 {
+                let body = format!("{tag} {d}/{f}\n").repeat(1000);
+                std::fs::write(dir.join(format!("{f}.txt")), body).unwrap();
+            }
         }
-    }
-    let mut child = p
-        .cijob(&["run", &format!("{name}-check")])
+    };
+    write_many("v1");
+    let check = format!("{name}-check");
+    let first = Run::from(run_with_state(&check).output().unwrap());
+    first.assert_code(0);
+    let manifest = std::fs::read_dir(state.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "manifest"))
+        .expect("a manifest after a complete update");
+
+    // Every file changes; Ctrl-C as soon as the update starts changing the volume (its
+    // record is removed first).
+    write_many("v2");
+    let mut child = run_with_state(&check)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Interrupt while the helper container is at work.
     let start = Instant::now();
-    let filter = format!("label=cijob.job={name}-check");
-    loop {
-        let ps = docker(&[
-            "ps",
-            "-a",
-            "-q",
-            "--filter",
-            &filter,
-            "--filter",
-            "label=cijob.type=sources",
-        ]);
-        if !ps.stdout.trim().is_empty() {
-            break;
-        }
+    while manifest.exists() {
         assert!(
             start.elapsed() < Duration::from_secs(60),
-            "no helper container"
+            "the update never started"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(1));
     }
-    std::thread::sleep(Duration::from_millis(150));
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
-    assert_no_leftovers_for_job(&format!("{name}-check"));
-    let r = p.run(&["run", &format!("{name}-check")]);
+    assert!(!manifest.exists(), "an interrupted update left a record");
+    assert_no_leftovers_for_job(&check);
+
+    let r = Run::from(run_with_state(&check).output().unwrap());
     assert_sees_the_tree(&p, &r);
+    r.assert_err("Copying the whole project (no record of what the project volume holds)");
+    assert!(manifest.exists());
 }
 
 #[test]
