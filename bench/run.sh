@@ -2,6 +2,7 @@
 # Benchmarks (not tests): cijob against the floor (plain `docker run`), hand-written docker
 # commands, and gitlab-ci-local when it is installed. Needs hyperfine and the fixture images
 # (scripts/setup-docker.sh). Prints hyperfine's tables; the README quotes the medians.
+# `bench/run.sh big` runs only the 100,000-file project.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -29,6 +30,33 @@ compare() {
   if [ -n "$HAVE_GCL" ]; then cmds+=("$GCL $job$quiet"); fi
   hyperfine --warmup 2 --runs "$runs" "${cmds[@]}"
 }
+
+# A project of 100,000 small files: the first run (full copy into a new project volume), the
+# second after touching 10 files, against `docker cp` of the same tree and gitlab-ci-local.
+big() {
+  echo "== a project of 100,000 small files"
+  project big 'hi:\n  image: cijob-test/busybox\n  script: [echo hi]\n'
+  for d in $(seq 0 99); do
+    mkdir -p "src/$d" && (cd "src/$d" && for f in $(seq 0 999); do echo "$d/$f" > "$f.txt"; done)
+  done
+  git add -A && git -c user.name=b -c user.email=b@b commit -qm files
+  # The reference: what today's cijob did, a container with the tree copied in.
+  cat > by-cp.sh <<'SH'
+set -e
+c=$(docker create -v /builds cijob-test/busybox sh -c 'echo hi')
+{ git ls-files -z; find .git -print0; } | tar --null -T - -c -f - --transform 's,^,builds/local/big/,' | docker cp - $c:/
+docker start -a $c >/dev/null; docker rm -v $c >/dev/null
+SH
+  touch10='for f in $(seq 0 9); do echo "$RANDOM" >> src/$f/$f.txt; done'
+  hyperfine --runs "${RUNS_BIG:-5}" \
+    -n "cijob first run (--fresh)" "$CIJOB run hi --fresh" \
+    -n "cijob second run, 10 files touched" --prepare "$touch10" "$CIJOB run hi" \
+    -n "docker create + docker cp + docker start" "bash by-cp.sh"
+  if [ -n "$HAVE_GCL" ]; then hyperfine --runs 1 "$GCL hi"; fi
+  # The volume outlives the run by design.
+  "$CIJOB" clean >/dev/null
+}
+if [ "${1:-}" = big ]; then big; exit; fi
 
 echo "== cijob list on the largest corpus config (Kitware__CMake, 159 jobs)"
 cp -r fixtures/corpus/real-world/Kitware__CMake "$WORK/cmake"
@@ -73,6 +101,8 @@ echo "== a job printing 2 million short lines (output throughput)"
 project flood 'flood:\n  image: cijob-test/busybox\n  script: [seq 2000000]\n'
 compare "${RUNS_FLOOD:-3}" flood "$CIJOB run flood >/dev/null 2>&1" \
   "docker run --rm cijob-test/busybox seq 2000000 >/dev/null" " >/dev/null 2>&1"
+
+big
 
 echo "== peak memory (max RSS of the client process) for the one-line job"
 cd "$WORK/one"
