@@ -667,16 +667,7 @@ impl Engine {
 
     /// Containers carrying `label` (`key` or `key=value`), running or not.
     pub async fn containers_with(&self, label: &str) -> Result<Vec<Managed>, Error> {
-        let options = ListContainersOptions {
-            all: true,
-            filters: Some(label_filter(label)),
-            ..Default::default()
-        };
-        let list = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|e| self.err("listing containers", e))?;
+        let list = self.list_containers(label_filter(label)).await?;
         Ok(list
             .into_iter()
             .map(|c| Managed {
@@ -696,20 +687,24 @@ impl Engine {
 
     /// Whether any container, running or not, mounts the volume.
     pub async fn volume_in_use(&self, volume: &str) -> Result<bool, Error> {
+        let filter = HashMap::from([("volume".to_string(), vec![volume.to_string()])]);
+        Ok(!self.list_containers(filter).await?.is_empty())
+    }
+
+    /// All containers, running or not, that match the filters.
+    async fn list_containers(
+        &self,
+        filters: HashMap<String, Vec<String>>,
+    ) -> Result<Vec<bollard::models::ContainerSummary>, Error> {
         let options = ListContainersOptions {
             all: true,
-            filters: Some(HashMap::from([(
-                "volume".to_string(),
-                vec![volume.to_string()],
-            )])),
+            filters: Some(filters),
             ..Default::default()
         };
-        let list = self
-            .docker
+        self.docker
             .list_containers(Some(options))
             .await
-            .map_err(|e| self.err("listing containers", e))?;
-        Ok(!list.is_empty())
+            .map_err(|e| self.err("listing containers", e))
     }
 
     /// Containers, networks and volumes carrying `label`, in removal order.

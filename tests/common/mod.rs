@@ -69,26 +69,9 @@ impl Drop for Project {
     }
 }
 
-/// The project volumes of `p` (their names carry the project directory's name).
+/// The project volumes of `p` (they outlive runs by design).
 pub fn project_volumes_of(p: &Project) -> Vec<String> {
-    let Ok(o) = Command::new("docker")
-        .args(["volume", "ls", "-q", "--filter", "label=cijob.type=project"])
-        .output()
-    else {
-        return Vec::new();
-    };
-    let dir = p
-        .path()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .trim_start_matches('.')
-        .to_ascii_lowercase();
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .filter(|v| v.contains(&dir))
-        .map(str::to_string)
-        .collect()
+    volumes_of(p, "project")
 }
 
 pub fn cijob() -> Command {
@@ -234,10 +217,21 @@ fn rand_u32() -> u32 {
     n ^ (std::process::id().rotate_left(13))
 }
 
-/// The config.toml cache volumes of project `p` (they outlive runs by design; their names
-/// carry the project directory's name).
+/// The config.toml cache volumes of project `p` (they outlive runs by design).
 pub fn cache_volumes_of(p: &Project) -> Vec<String> {
-    let vols = docker(&["volume", "ls", "-q", "--filter", "label=cijob.type=cache"]);
+    volumes_of(p, "cache")
+}
+
+/// Volumes of `p` of a `cijob.type` (their names carry the project directory's name); none
+/// when Docker does not answer.
+fn volumes_of(p: &Project, kind: &str) -> Vec<String> {
+    let Ok(o) = Command::new("docker")
+        .args(["volume", "ls", "-q", "--filter"])
+        .arg(format!("label=cijob.type={kind}"))
+        .output()
+    else {
+        return Vec::new();
+    };
     let dir = p
         .path()
         .file_name()
@@ -245,7 +239,7 @@ pub fn cache_volumes_of(p: &Project) -> Vec<String> {
         .to_string_lossy()
         .trim_start_matches('.')
         .to_ascii_lowercase();
-    vols.stdout
+    String::from_utf8_lossy(&o.stdout)
         .lines()
         .filter(|v| v.contains(&dir))
         .map(str::to_string)

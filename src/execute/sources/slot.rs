@@ -24,10 +24,7 @@ pub fn state_dir() -> Option<PathBuf> {
     if let Some(dir) = env("CIJOB_STATE_DIR") {
         return Some(PathBuf::from(dir));
     }
-    let base = env("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("cijob").join("projects"))
+    Some(crate::load::include::cache::cijob_cache_home()?.join("projects"))
 }
 
 /// The first free slot: its lock taken, its volume used by no container.

@@ -14,10 +14,16 @@ pub fn default_dir() -> Option<PathBuf> {
     if let Some(dir) = env("CIJOB_CACHE_DIR") {
         return Some(PathBuf::from(dir));
     }
+    Some(cijob_cache_home()?.join("includes"))
+}
+
+/// `$XDG_CACHE_HOME/cijob`, else `~/.cache/cijob`.
+pub fn cijob_cache_home() -> Option<PathBuf> {
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
     let base = env("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("cijob").join("includes"))
+    Some(base.join("cijob"))
 }
 
 #[derive(Debug, Clone)]
