@@ -39,7 +39,8 @@ big() {
   for d in $(seq 0 99); do
     mkdir -p "src/$d" && (cd "src/$d" && for f in $(seq 0 999); do echo "$d/$f" > "$f.txt"; done)
   done
-  git add -A && git -c user.name=b -c user.email=b@b commit -qm files
+  # Packed, as a real repository's objects are (100,000 loose objects would double the tree).
+  git add -A && git -c gc.auto=0 -c user.name=b -c user.email=b@b commit -qm files && git gc -q
   # The reference: what today's cijob did, a container with the tree copied in.
   cat > by-cp.sh <<'SH'
 set -e

@@ -432,3 +432,51 @@ fn without_the_helper_image_the_build_image_does_its_work() {
     assert_sees_the_tree(&p, &r);
     r.assert_err("Helper image cijob-test/no-such-helper:0 not found");
 }
+
+#[test]
+fn clean_leaves_the_volume_of_a_live_run() {
+    require_docker();
+    let name = unique("liveclean");
+    let p = Project::new(&yaml(
+        &name,
+        &["sleep 4", "cat .gitlab-ci.yml >/dev/null"],
+        "",
+    ));
+    let child = p
+        .cijob(&["run", &name])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let filter = format!("label=cijob.job={name}");
+    while docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &filter,
+        "--filter",
+        "label=cijob.type=build",
+    ])
+    .stdout
+    .trim()
+    .is_empty()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the job never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let volumes = project_volumes_of(&p);
+    assert_eq!(volumes.len(), 1, "{volumes:?}");
+    cijob()
+        .args(["-C", &p.path().display().to_string(), "clean"])
+        .output()
+        .map(Run::from)
+        .unwrap()
+        .assert_code(0)
+        .assert_not(&volumes[0]);
+    assert_eq!(project_volumes_of(&p), volumes);
+    Run::from(child.wait_with_output().unwrap()).assert_code(0);
+}

@@ -12,7 +12,7 @@ use crate::execute::leftovers;
 use crate::execute::run::{self, ProjectSource};
 use crate::execute::sources::slot;
 use crate::model::{Job, Pipeline};
-use crate::plan::labels::{LABEL_JOB, LABEL_MANAGED, LABEL_TYPE, TYPE_BUILD};
+use crate::plan::labels::{LABEL_JOB, LABEL_MANAGED, LABEL_TYPE, TYPE_BUILD, TYPE_PROJECT};
 use crate::plan::{self, PlanInput};
 use crate::project::discover::{self, ConfigLocation};
 use crate::project::git;
@@ -331,11 +331,26 @@ async fn clean(endpoint: &Endpoint, ui: &Ui, job: Option<&str>) -> Result<(), Er
     let mut removed = 0;
     for o in engine.objects_with(&managed).await? {
         if leftovers::stale(&o.labels, leftovers::process_alive) {
-            // A project volume a running job holds stays (the daemon would refuse anyway).
-            if o.kind == Kind::Volume && engine.volume_in_use(&o.name).await? {
-                continue;
+            // A project volume stays while a run holds its slot or a container uses it.
+            let _held = if o.labels.get(LABEL_TYPE).map(String::as_str) == Some(TYPE_PROJECT) {
+                let held = match slot::state_dir() {
+                    Some(dir) => slot::hold_if_free(&dir, &o.name)?,
+                    None => None,
+                };
+                if held.is_none() || engine.volume_in_use(&o.name).await? {
+                    continue;
+                }
+                held
+            } else {
+                None
+            };
+            if let Err(e) = engine.remove(&o).await {
+                // Mounted by a container created meanwhile: it is in use, not a leftover.
+                if o.kind == Kind::Volume && engine.volume_in_use(&o.name).await.unwrap_or(false) {
+                    continue;
+                }
+                return Err(e);
             }
-            engine.remove(&o).await?;
             ui.line(&format!("removed {} {}", o.kind.noun(), o.name));
             removed += 1;
         }

@@ -74,20 +74,19 @@ async fn job(
     ui: &Ui,
 ) -> Result<(), Error> {
     prepare(engine, plan, ui).await?;
-    // The project volume is updated while the services start and are checked: the runner
-    // does one after the other, but neither waits for the other's result.
-    let (services, sources) = futures_util::join!(
+    // The project volume is updated while the services start and are checked and the build
+    // container is created: the runner does one after the other, but none of them needs the
+    // others' result.
+    let (build, sources) = futures_util::join!(
         async {
             let services = start_services(engine, plan, ui).await?;
             check_services(engine, plan, &services, ui).await?;
-            Ok::<_, Error>(services)
+            create_build(engine, plan, &services, ui).await
         },
         sources::update(engine, plan, project, ui)
     );
-    let services = services?;
-    let sources = sources?;
-    let build = create_build(engine, plan, &services, ui).await?;
-    get_sources(plan, &sources, ui);
+    let build = build?;
+    get_sources(plan, &sources?, ui);
 
     ui.section("Executing \"step_script\" stage of the job script");
     let Stage { end: step, started } = if plan.debug == DebugMode::Off {

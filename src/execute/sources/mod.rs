@@ -54,15 +54,18 @@ pub async fn update(
     }
     let id = engine.create_container(&helper, &[]).await?;
     let result = with_helper(engine, plan, project, &id, &mut lines).await;
-    let _ = engine
-        .remove(&Managed {
+    // Not waited for: the job need not wait, and the run's cleanup removes it anyway.
+    let (engine, name) = (engine.clone(), helper.name.clone());
+    tokio::spawn(async move {
+        let helper = Managed {
             kind: Kind::Container,
             id,
-            name: helper.name.clone(),
+            name,
             labels: HashMap::new(),
             running: false,
-        })
-        .await;
+        };
+        let _ = engine.remove(&helper).await;
+    });
     result.map(|()| lines)
 }
 

@@ -50,6 +50,14 @@ pub async fn acquire(
     )))
 }
 
+/// `volume`'s lock when no run holds it (for `cijob clean`, which removes the volume while
+/// holding it); `None` when a run does.
+pub fn hold_if_free(dir: &Path, volume: &str) -> Result<Option<std::fs::File>, Error> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::Failed(format!("creating {}: {e}", dir.display())))?;
+    try_lock(&dir.join(format!("{volume}.lock")))
+}
+
 /// The lock file, locked; `None` when another process holds it.
 fn try_lock(path: &Path) -> Result<Option<std::fs::File>, Error> {
     let file = std::fs::OpenOptions::new()
