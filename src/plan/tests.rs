@@ -367,3 +367,52 @@ fn the_recipe_renders_every_setting_of_the_specs() {
     assert!(!cleanup.contains(&p.volumes[0].name), "{cleanup}");
     assert!(cleanup.contains(&p.sources.helper.name), "{cleanup}");
 }
+
+const MINIMAL: &str = "[[runners]]\n  executor = \"docker\"\n";
+
+#[test]
+fn the_recipe_shows_the_project_volume_and_what_the_strategy_does() {
+    let with = |vars: &[(&str, &str)]| {
+        let mut j = job(Some("i"));
+        j.variables
+            .extend(vars.iter().map(|(k, v)| Variable::new(*k, *v)));
+        let p = planned(&j, MINIMAL, |_| {}).unwrap();
+        (crate::plan::recipe::render(&p, &Default::default()), p)
+    };
+    let (fetch, p) = with(&[]);
+    assert!(p.volumes[0].name.ends_with("-concurrent-0"));
+    assert!(fetch.contains(&format!("-v {}:/builds", p.volumes[0].name)));
+    assert!(fetch.contains("-exec rm -rf {} +"), "{fetch}");
+    assert!(
+        fetch.contains("| docker cp - cijob-test-abc-build:/"),
+        "{fetch}"
+    );
+    assert!(fetch.contains("--network none"), "{fetch}");
+    let (none, _) = with(&[("GIT_STRATEGY", "none")]);
+    assert!(none.contains("GIT_STRATEGY: none"), "{none}");
+    assert!(
+        !none.contains("docker cp") && !none.contains("rm -rf"),
+        "{none}"
+    );
+    let (keep, _) = with(&[("GIT_CLEAN_FLAGS", "none")]);
+    assert!(
+        keep.contains("docker cp") && !keep.contains("rm -rf"),
+        "{keep}"
+    );
+    let (empty, _) = with(&[("GIT_STRATEGY", "empty")]);
+    assert!(
+        empty.contains("rm -rf") && !empty.contains("docker cp"),
+        "{empty}"
+    );
+    let err = planned(
+        &{
+            let mut j = job(Some("i"));
+            j.variables.push(Variable::new("GIT_STRATEGY", "bogus"));
+            j
+        },
+        MINIMAL,
+        |_| {},
+    )
+    .unwrap_err();
+    assert!(err.contains("GIT_STRATEGY \"bogus\""), "{err}");
+}
