@@ -48,14 +48,20 @@ c=$(docker create -v /builds cijob-test/busybox sh -c 'echo hi')
 { git ls-files -z; find .git -print0; } | tar --null -T - -c -f - --transform 's,^,builds/local/big/,' | docker cp - $c:/
 docker start -a $c >/dev/null; docker rm -v $c >/dev/null
 SH
+  # A first run: no project volume, no record of one (only this project's are removed).
+  cat > forget.sh <<'SH'
+for v in $(docker volume ls -q --filter label=cijob.type=project | grep -- '-big-'); do
+  docker volume rm -f "$v" >/dev/null; rm -f "${XDG_CACHE_HOME:-$HOME/.cache}/cijob/projects/$v.manifest"
+done
+SH
   touch10='for f in $(seq 0 9); do echo "$RANDOM" >> src/$f/$f.txt; done'
   hyperfine --runs "${RUNS_BIG:-5}" \
-    -n "cijob first run (--fresh)" "$CIJOB run hi --fresh" \
+    -n "cijob first run" --prepare "bash forget.sh" "$CIJOB run hi" \
     -n "cijob second run, 10 files touched" --prepare "$touch10" "$CIJOB run hi" \
-    -n "docker create + docker cp + docker start" "bash by-cp.sh"
+    -n "docker create + docker cp + docker start" --prepare true "bash by-cp.sh"
   if [ -n "$HAVE_GCL" ]; then hyperfine --runs 1 "$GCL hi"; fi
   # The volume outlives the run by design.
-  "$CIJOB" clean >/dev/null
+  bash forget.sh
 }
 if [ "${1:-}" = big ]; then big; exit; fi
 
