@@ -45,7 +45,7 @@ big() {
   cat > by-cp.sh <<'SH'
 set -e
 c=$(docker create -v /builds cijob-test/busybox sh -c 'echo hi')
-{ git ls-files -z; find .git -print0; } | tar --null -T - -c -f - --transform 's,^,builds/local/big/,' | docker cp - $c:/
+{ git ls-files -z; find .git ! -type d -print0; } | tar --null -T - -c -f - --transform 's,^,builds/local/big/,' | docker cp - $c:/
 docker start -a $c >/dev/null; docker rm -v $c >/dev/null
 SH
   # A first run: no project volume, no record of one (only this project's are removed).
