@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::execute::docker::{Engine, Kind};
 use crate::execute::pull::ensure_image;
 use crate::execute::signals::Signals;
-use crate::execute::stage::{run_stage, Stage, StageEnd};
+use crate::execute::stage::{run_stage, run_started, Stage, StageEnd};
 use crate::execute::verdict::{self, Level, Lines, Outcome, Rules};
 use crate::execute::{debug, health, sources};
 use crate::plan::labels::LABEL_RUN;
@@ -81,18 +81,29 @@ async fn job(
         async {
             let services = start_services(engine, plan, ui).await?;
             check_services(engine, plan, &services, ui).await?;
-            create_build(engine, plan, &services, ui).await
+            let build = create_build(engine, plan, &services, ui).await?;
+            // Its shell starts now and waits on stdin for the script, sent once the
+            // sources are in.
+            let attached = if plan.debug == DebugMode::Off {
+                let attached = engine.attach(&build).await?;
+                engine.start(&build).await?;
+                Some(attached)
+            } else {
+                None
+            };
+            Ok::<_, Error>((build, attached))
         },
         sources::update(engine, plan, project, ui)
     );
-    let build = build?;
+    let (build, attached) = build?;
     get_sources(plan, &sources?, ui);
 
     ui.section("Executing \"step_script\" stage of the job script");
-    let Stage { end: step, started } = if plan.debug == DebugMode::Off {
-        run_stage(
+    let Stage { end: step, started } = if let Some(attached) = attached {
+        run_started(
             engine,
             &build,
+            attached,
             plan.step_script(),
             &plan.secrets,
             plan.job_timeout,

@@ -130,10 +130,12 @@ pub fn helper(
 }
 
 /// One line per entry (`<mode hex> <size> <mtime> ./<path>`), the marker with find's status,
-/// then `rm -rf` of the NUL-separated paths cijob writes on stdin (relative to the project dir).
+/// then `rm -rf` of the NUL-separated paths cijob writes on stdin (relative to the project
+/// dir), after their length in bytes on a line: the end of stdin does not reach the helper
+/// through every engine connection (ssh), a length does.
 pub fn helper_script(project_dir: &str) -> String {
     format!(
-        "mkdir -p {dir} && cd {dir} || exit 1\nfind . -exec stat -c '%f %s %Y %n' {{}} +\necho \"{LISTED_MARKER} $?\"\nexec xargs -0 rm -rf --\n",
+        "mkdir -p {dir} && cd {dir} || exit 1\nfind . -exec stat -c '%f %s %Y %n' {{}} +\necho \"{LISTED_MARKER} $?\"\nread -r n && head -c \"$n\" | xargs -0 rm -rf --\n",
         dir = posix_quote(project_dir)
     )
 }
@@ -233,6 +235,8 @@ mod tests {
             script.starts_with("mkdir -p '/builds/g/it'\\''s'"),
             "{script}"
         );
-        assert!(script.contains(LISTED_MARKER) && script.contains("xargs -0 rm -rf"));
+        assert!(
+            script.contains(LISTED_MARKER) && script.contains("head -c \"$n\" | xargs -0 rm -rf")
+        );
     }
 }

@@ -165,6 +165,8 @@ async fn with_helper(
     // The removals, on the helper's stdin; it exits when they are done.
     let mut input = attached.input;
     let mut paths = Vec::new();
+    let length: usize = u.delete.iter().map(|p| p.len() + 1).sum();
+    paths.extend_from_slice(format!("{length}\n").as_bytes());
     for p in &u.delete {
         paths.extend_from_slice(p.as_bytes());
         paths.push(0);
