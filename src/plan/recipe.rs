@@ -338,7 +338,7 @@ fn sources(plan: &RunPlan) -> String {
     if copy {
         let dest = dir.trim_start_matches('/');
         s.push_str(&format!(
-            "{{ git ls-files -co --exclude-standard -z; find .git -print0; }} \\\n  | tar --null -T - --no-recursion --ignore-failed-read -c --owner=0 --group=0 --mode=a+rw,u+X,g+X,o+X --transform {} -f - \\\n  | docker cp - {}:/\n",
+            "{{ git ls-files -co --exclude-standard -z; find .git ! -type d -print0; }} \\\n  | tar --null -T - --ignore-failed-read -c --owner=0 --group=0 --mode=a+rw,u+X,g+X,o+X --transform {} -f - \\\n  | docker cp - {}:/\n",
             arg(&format!("s,^,{dest}/,")),
             plan.build.container.name
         ));
