@@ -372,7 +372,17 @@ async fn stop_everything(engine: &Engine, run_id: &str) {
 /// that never comes.
 pub async fn cleanup(engine: &Engine, run_id: &str) -> Result<(), Error> {
     engine.probe().await?;
-    let Ok(objects) = engine.objects_with(&format!("{LABEL_RUN}={run_id}")).await else {
+    // Podman briefly reports a container that just exited as `stopped`, a state bollard does
+    // not read: the listing fails until it settles (the helper exits just before cleanup).
+    let mut listed = engine.objects_with(&format!("{LABEL_RUN}={run_id}")).await;
+    for _ in 0..20 {
+        if listed.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        listed = engine.objects_with(&format!("{LABEL_RUN}={run_id}")).await;
+    }
+    let Ok(objects) = listed else {
         return Ok(());
     };
     // Containers together, then what they used.
