@@ -2,6 +2,7 @@
 # Benchmarks (not tests): cijob against the floor (plain `docker run`), hand-written docker
 # commands, and gitlab-ci-local when it is installed. Needs hyperfine and the fixture images
 # (scripts/setup-docker.sh). Prints hyperfine's tables; the README quotes the medians.
+# `bench/run.sh big` runs only the 100,000-file project.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -29,6 +30,40 @@ compare() {
   if [ -n "$HAVE_GCL" ]; then cmds+=("$GCL $job$quiet"); fi
   hyperfine --warmup 2 --runs "$runs" "${cmds[@]}"
 }
+
+# A project of 100,000 small files: the first run (full copy into a new project volume), the
+# second after touching 10 files, against `docker cp` of the same tree and gitlab-ci-local.
+big() {
+  echo "== a project of 100,000 small files"
+  project big 'hi:\n  image: cijob-test/busybox\n  script: [echo hi]\n'
+  for d in $(seq 0 99); do
+    mkdir -p "src/$d" && (cd "src/$d" && for f in $(seq 0 999); do echo "$d/$f" > "$f.txt"; done)
+  done
+  # Packed, as a real repository's objects are (100,000 loose objects would double the tree).
+  git add -A && git -c gc.auto=0 -c user.name=b -c user.email=b@b commit -qm files && git gc -q
+  # The reference: what today's cijob did, a container with the tree copied in.
+  cat > by-cp.sh <<'SH'
+set -e
+c=$(docker create -v /builds cijob-test/busybox sh -c 'echo hi')
+{ git ls-files -z; find .git ! -type d -print0; } | tar --null -T - -c -f - --transform 's,^,builds/local/big/,' | docker cp - $c:/
+docker start -a $c >/dev/null; docker rm -v $c >/dev/null
+SH
+  # A first run: no project volume, no record of one (only this project's are removed).
+  cat > forget.sh <<'SH'
+for v in $(docker volume ls -q --filter label=cijob.type=project | grep -- '-big-'); do
+  docker volume rm -f "$v" >/dev/null; rm -f "${XDG_CACHE_HOME:-$HOME/.cache}/cijob/volumes/$v.manifest"
+done
+SH
+  touch10='for f in $(seq 0 9); do echo "$RANDOM" >> src/$f/$f.txt; done'
+  hyperfine --runs "${RUNS_BIG:-5}" \
+    -n "cijob first run" --prepare "bash forget.sh" "$CIJOB run hi" \
+    -n "cijob second run, 10 files touched" --prepare "$touch10" "$CIJOB run hi" \
+    -n "docker create + docker cp + docker start" --prepare true "bash by-cp.sh"
+  if [ -n "$HAVE_GCL" ]; then hyperfine --runs 1 "$GCL hi"; fi
+  # The volume outlives the run by design.
+  bash forget.sh
+}
+if [ "${1:-}" = big ]; then big; exit; fi
 
 echo "== cijob list on the largest corpus config (Kitware__CMake, 159 jobs)"
 cp -r fixtures/corpus/real-world/Kitware__CMake "$WORK/cmake"
@@ -95,6 +130,8 @@ echo "== a job printing 2 million short lines (output throughput)"
 project flood 'flood:\n  image: cijob-test/busybox\n  script: [seq 2000000]\n'
 compare "${RUNS_FLOOD:-3}" flood "$CIJOB run flood >/dev/null 2>&1" \
   "docker run --rm cijob-test/busybox seq 2000000 >/dev/null" " >/dev/null 2>&1"
+
+big
 
 echo "== peak memory (max RSS of the client process) for the one-line job"
 cd "$WORK/one"

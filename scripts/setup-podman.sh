@@ -87,7 +87,7 @@ fi
 
 # --- 4. fixture images --------------------------------------------------------------
 images=(cijob-test/busybox:latest cijob-test/debian:latest cijob-test/svc-tcp:latest
-        cijob-test/svc-noport:latest cijob-test/entrypoint-wrapper:latest)
+        cijob-test/svc-noport:latest cijob-test/entrypoint-wrapper:latest cijob/helper:1)
 todo=()
 for i in "${images[@]}"; do
   podman image exists "$i" || todo+=("$i")

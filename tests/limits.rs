@@ -142,10 +142,10 @@ fn limits_reach_the_build_container_and_services() {
     let fields = "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.MemoryReservation}} {{.HostConfig.NanoCpus}} {{.HostConfig.OomKillDisable}}";
     let build = inspect(&name, "build", fields);
     let service = inspect(&name, "service", fields);
-    // The kept build and service containers and the run's volume.
+    // The kept build and service containers (the project volume is shared, not the job's).
     p.run(&["clean", &name])
         .assert_code(0)
-        .assert_err("cijob clean: removed 3 object(s)");
+        .assert_err("cijob clean: removed 2 object(s)");
     assert_eq!(
         build,
         format!("{} {} {} 500000000 true", 64 << 20, 128 << 20, 32 << 20)

@@ -7,14 +7,15 @@ use crate::cli::config::{DebugMode, RunConfig};
 use crate::cli::listing;
 use crate::error::ConfigError;
 use crate::error::Error;
-use crate::execute::docker::Engine;
+use crate::execute::docker::{Engine, Kind};
 use crate::execute::endpoint::{self, Endpoint};
 use crate::execute::leftovers;
 use crate::execute::run::{self, ProjectSource};
+use crate::execute::sources::slot;
 use crate::execute::store;
 use crate::model::{Job, Pipeline, Variable};
 use crate::plan::artifacts::Received;
-use crate::plan::labels::{LABEL_JOB, LABEL_MANAGED, LABEL_TYPE, TYPE_BUILD};
+use crate::plan::labels::{LABEL_JOB, LABEL_MANAGED, LABEL_TYPE, TYPE_BUILD, TYPE_PROJECT};
 use crate::plan::{self, Handover, PlanInput, RunPlan};
 use crate::project::discover::{self, ConfigLocation};
 use crate::project::git;
@@ -245,6 +246,27 @@ fn run_job(cli: &Cli, args: &RunArgs, cwd: &Path, ui: &Ui, dry_run: bool) -> Res
     };
     jobs.push(job);
     let store = project_store(&location, &git)?;
+    let endpoint = endpoint(cli)?;
+    let root = location.project_root.display().to_string();
+    let rt = runtime()?;
+    // A run (the whole `--needs` chain) holds one of the project's volumes for its whole
+    // life (the plan names it); `cijob plan` shows the first.
+    let (engine, slot) = if dry_run {
+        (None, None)
+    } else {
+        let (engine, slot) = rt.block_on(async {
+            let engine = Engine::connect(&endpoint).await?;
+            let dir = slot::state_dir().ok_or_else(|| {
+                Error::Failed("no HOME or XDG_CACHE_HOME to keep project volume state in".into())
+            })?;
+            let slot = slot::acquire(&engine, &dir, |n| {
+                crate::plan::sources::volume_name(&git, &root, n)
+            })
+            .await?;
+            Ok::<_, Error>((engine, slot))
+        })?;
+        (Some(engine), Some(slot))
+    };
     // Planned just before it runs: a job's plan holds what the store has of the jobs before it.
     let plan_job = |job: &Job| -> Result<RunPlan, Error> {
         let handover = handover(&pipeline, job, &location, &store)?;
@@ -256,10 +278,11 @@ fn run_job(cli: &Cli, args: &RunArgs, cwd: &Path, ui: &Ui, dry_run: bool) -> Res
             config_path: &config_path,
             pid: std::process::id(),
             handover: &handover,
+            project_root: &root,
+            slot: slot.as_ref().map_or(0, |s| s.id),
         })
     };
-    let endpoint = endpoint(cli)?;
-    if dry_run {
+    let Some(engine) = engine else {
         let target = crate::plan::recipe::Target {
             describe: endpoint.describe(),
             exports: endpoint.shell_exports(),
@@ -273,7 +296,7 @@ fn run_job(cli: &Cli, args: &RunArgs, cwd: &Path, ui: &Ui, dry_run: bool) -> Res
             all => crate::plan::recipe::render_chain(all, &target),
         });
         return Ok(());
-    }
+    };
     let files: Vec<PathBuf> = git::project_files(&location.project_root).map_err(|e| {
         Error::Failed(format!(
             "listing the project's files in {}: {e}",
@@ -284,8 +307,7 @@ fn run_job(cli: &Cli, args: &RunArgs, cwd: &Path, ui: &Ui, dry_run: bool) -> Res
         root: location.project_root.clone(),
         files,
     };
-    runtime()?.block_on(async {
-        let engine = Engine::connect(&endpoint).await?;
+    let result = rt.block_on(async {
         if let Some(w) = dead_runs_warning(&engine).await {
             ui.warning(&w);
         }
@@ -304,7 +326,9 @@ fn run_job(cli: &Cli, args: &RunArgs, cwd: &Path, ui: &Ui, dry_run: bool) -> Res
             run::execute(&engine, &plan, &project, &ui).await?;
         }
         Ok(())
-    })
+    });
+    drop(slot);
+    result
 }
 
 /// The project's folder in cijob's store.
@@ -503,7 +527,26 @@ async fn clean(endpoint: &Endpoint, ui: &Ui, job: Option<&str>) -> Result<(), Er
     let mut removed = 0;
     for o in engine.objects_with(&managed).await? {
         if leftovers::stale(&o.labels, leftovers::process_alive) {
-            engine.remove(&o).await?;
+            // A project volume stays while a run holds its slot or a container uses it.
+            let _held = if o.labels.get(LABEL_TYPE).map(String::as_str) == Some(TYPE_PROJECT) {
+                let held = match slot::state_dir() {
+                    Some(dir) => slot::hold_if_free(&dir, &o.name)?,
+                    None => None,
+                };
+                if held.is_none() || engine.volume_in_use(&o.name).await? {
+                    continue;
+                }
+                held
+            } else {
+                None
+            };
+            if let Err(e) = engine.remove(&o).await {
+                // Mounted by a container created meanwhile: it is in use, not a leftover.
+                if o.kind == Kind::Volume && engine.volume_in_use(&o.name).await.unwrap_or(false) {
+                    continue;
+                }
+                return Err(e);
+            }
             ui.line(&format!("removed {} {}", o.kind.noun(), o.name));
             removed += 1;
         }

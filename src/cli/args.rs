@@ -189,6 +189,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub keep: bool,
 
+    /// Copy the whole project into its volume again instead of updating what changed
+    #[arg(long)]
+    pub fresh: bool,
+
     /// Stop the job after this long (90s, 10m, 1.5h, 1h 30m, 01:30:00...: what `timeout:`
     /// accepts); overrides `timeout:`
     #[arg(long, value_name = "DURATION")]

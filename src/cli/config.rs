@@ -21,6 +21,10 @@ pub struct RunConfig {
     pub masks: Vec<String>,
     pub pull: Option<PullPolicy>,
     pub keep: bool,
+    /// `--fresh`: a full copy of the project into its volume.
+    pub fresh: bool,
+    /// The image of the container that updates the project volume (`CIJOB_HELPER_IMAGE`).
+    pub helper_image: Option<String>,
     pub timeout: Option<Duration>,
     pub wait_for_services_timeout: Option<i64>,
     pub privileged: bool,
@@ -118,6 +122,10 @@ impl RunConfig {
                 PullArg::Never => PullPolicy::Never,
             }),
             keep: args.keep,
+            fresh: args.fresh,
+            helper_image: std::env::var("CIJOB_HELPER_IMAGE")
+                .ok()
+                .filter(|s| !s.trim().is_empty()),
             timeout,
             wait_for_services_timeout: args.wait_for_services_timeout,
             privileged: args.privileged,

@@ -1,5 +1,5 @@
-//! Packing the project into a tar for the job's `/builds` volume, streamed in chunks so that
-//! memory stays flat whatever the size of the repository.
+//! Packing the project's entries into a tar for its volume, streamed in chunks so that
+//! memory stays flat whatever the size of the repository, each file hashed as it is read.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -7,93 +7,138 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use tokio::sync::mpsc::Sender;
 
-use walkdir::WalkDir;
+use crate::execute::sources::diff::{DIR_MODE, EXEC_MODE, FILE_MODE};
+use crate::execute::sources::manifest::{Hash, Record};
+use crate::project::tree::{self, Entry, Want};
 
-/// Tar of `files` (relative to `root`) plus `.git`, placed under `dest` (e.g.
-/// `/builds/group/project`). Modes follow the runner's `umask 0000` clone: files 0666 or
-/// 0777 when executable, directories 0777, owned by root. Written to `out`, returned at the end.
-pub fn project_tar<W: Write>(
+/// Tar of `entries` (relative to `root`) placed under `dest` (e.g. `/builds/group/project`),
+/// after `dest` and its parents. Modes follow the runner's `umask 0000` clone: files 0666 or
+/// 0777 when executable, directories 0777, owned by root. Returns `out` and, per entry, what
+/// was packed (`None`: a file gone since it was listed, or a directory).
+pub fn pack<W: Write>(
     root: &Path,
-    files: &[PathBuf],
+    entries: &[&Entry],
     dest: &str,
     out: W,
-) -> std::io::Result<W> {
+) -> std::io::Result<(W, Vec<Option<Record>>)> {
     let mut builder = tar::Builder::new(out);
     builder.follow_symlinks(false);
     let prefix = PathBuf::from(dest.trim_start_matches('/'));
-
-    // Parent directories of the project dir itself.
-    let mut dirs: Vec<PathBuf> = Vec::new();
     for anc in prefix.ancestors().collect::<Vec<_>>().into_iter().rev() {
         if !anc.as_os_str().is_empty() {
-            dirs.push(anc.to_path_buf());
+            append_dir(&mut builder, anc)?;
         }
     }
-    for d in &dirs {
-        append_dir(&mut builder, d)?;
-    }
-
-    let mut seen_dirs = std::collections::BTreeSet::new();
-    let mut all: Vec<PathBuf> = files.to_vec();
-    let git = root.join(".git");
-    if git.exists() {
-        for entry in WalkDir::new(&git).follow_links(false) {
-            let entry = entry.map_err(std::io::Error::other)?;
-            if !entry.file_type().is_dir() {
-                if let Ok(rel) = entry.path().strip_prefix(root) {
-                    all.push(rel.to_path_buf());
-                }
-            }
+    let mut packed = Vec::with_capacity(entries.len());
+    for e in entries {
+        let path = prefix.join(&e.rel);
+        if e.want == Want::Dir {
+            append_dir(&mut builder, &path)?;
+            packed.push(None);
+            continue;
         }
-    }
-    for rel in &all {
-        let src = root.join(rel);
-        let meta = match std::fs::symlink_metadata(&src) {
-            Ok(m) => m,
-            // A file listed by git but gone from disk (deleted, not yet committed).
-            Err(_) => continue,
+        let src = root.join(&e.rel);
+        let Ok(meta) = std::fs::symlink_metadata(&src) else {
+            packed.push(None);
+            continue;
         };
-        for anc in rel
-            .ancestors()
-            .skip(1)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-        {
-            if !anc.as_os_str().is_empty() && seen_dirs.insert(anc.to_path_buf()) {
-                append_dir(&mut builder, &prefix.join(anc))?;
-            }
-        }
-        let path = prefix.join(rel);
+        let mtime = mtime(&meta);
         let mut header = tar::Header::new_gnu();
         header.set_uid(0);
         header.set_gid(0);
-        header.set_mtime(mtime(&meta));
-        if meta.file_type().is_symlink() {
+        header.set_mtime(mtime as u64);
+        let (want, size, hash) = if meta.file_type().is_symlink() {
             let target = std::fs::read_link(&src)?;
             header.set_entry_type(tar::EntryType::Symlink);
             header.set_size(0);
             header.set_mode(0o777);
-            builder.append_link(&mut header, &path, target)?;
+            builder.append_link(&mut header, &path, &target)?;
+            let bytes = target.as_os_str().as_encoded_bytes();
+            (Want::Symlink, bytes.len() as u64, digest(bytes))
         } else if meta.is_file() {
+            let exec = tree::is_executable(&meta);
             header.set_entry_type(tar::EntryType::Regular);
             header.set_size(meta.len());
-            header.set_mode(if is_executable(&meta) { 0o777 } else { 0o666 });
+            header.set_mode(if exec { EXEC_MODE } else { FILE_MODE });
             // A file growing while it is packed must not overrun its header's size.
-            let file = std::fs::File::open(&src)?.take(meta.len());
-            builder.append_data(&mut header, &path, file)?;
-        } else if meta.is_dir() && seen_dirs.insert(rel.clone()) {
-            append_dir(&mut builder, &path)?;
+            let mut reader = Hashing::new(std::fs::File::open(&src)?.take(meta.len()));
+            builder.append_data(&mut header, &path, &mut reader)?;
+            let want = if exec { Want::Exec } else { Want::File };
+            (want, meta.len(), reader.finish())
+        } else {
+            packed.push(None);
+            continue;
+        };
+        packed.push(Some(Record {
+            want,
+            size,
+            mtime,
+            hash,
+            key: tree::key(&meta),
+        }));
+    }
+    Ok((builder.into_inner()?, packed))
+}
+
+/// The hash `pack` would record for the entry now (`None`: gone or unreadable).
+pub fn hash_of(root: &Path, e: &Entry) -> Option<Hash> {
+    let src = root.join(&e.rel);
+    match e.want {
+        Want::Symlink => Some(digest(
+            std::fs::read_link(&src)
+                .ok()?
+                .as_os_str()
+                .as_encoded_bytes(),
+        )),
+        Want::File | Want::Exec => {
+            let mut reader = Hashing::new(std::fs::File::open(&src).ok()?);
+            std::io::copy(&mut reader, &mut std::io::sink()).ok()?;
+            Some(reader.finish())
+        }
+        Want::Dir => None,
+    }
+}
+
+fn digest(bytes: &[u8]) -> Hash {
+    let mut h = [0u8; 32];
+    h.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref());
+    h
+}
+
+/// A reader that hashes what passes through it.
+struct Hashing<R> {
+    inner: R,
+    ctx: ring::digest::Context,
+}
+
+impl<R: Read> Hashing<R> {
+    fn new(inner: R) -> Self {
+        Hashing {
+            inner,
+            ctx: ring::digest::Context::new(&ring::digest::SHA256),
         }
     }
-    builder.into_inner()
+
+    fn finish(self) -> Hash {
+        let mut h = [0u8; 32];
+        h.copy_from_slice(self.ctx.finish().as_ref());
+        h
+    }
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.ctx.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 fn append_dir<W: Write>(builder: &mut tar::Builder<W>, path: &Path) -> std::io::Result<()> {
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(tar::EntryType::Directory);
     header.set_size(0);
-    header.set_mode(0o777);
+    header.set_mode(DIR_MODE);
     header.set_uid(0);
     header.set_gid(0);
     header.set_mtime(now());
@@ -117,28 +162,15 @@ impl Write for ChunkWriter {
     }
 }
 
-#[cfg(unix)]
-fn is_executable(meta: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    meta.permissions().mode() & 0o111 != 0
-}
-
-#[cfg(not(unix))]
-fn is_executable(_meta: &std::fs::Metadata) -> bool {
-    false
-}
-
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
-fn mtime(meta: &std::fs::Metadata) -> u64 {
-    meta.modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs())
+/// Whole seconds, as a tar header holds them (before 1970 counts as 1970).
+fn mtime(meta: &std::fs::Metadata) -> i64 {
+    tree::key(meta).mtime.max(0)
 }
 
 #[cfg(test)]
@@ -146,25 +178,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tar_holds_files_under_dest_with_runner_modes() {
+    fn tar_holds_entries_under_dest_with_runner_modes_and_hashes() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("sub")).unwrap();
-        std::fs::write(dir.path().join("a.txt"), "a").unwrap();
-        std::fs::write(dir.path().join("sub/b.sh"), "b").unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("a.txt"), "a").unwrap();
+        std::fs::write(root.join("sub/b.sh"), "b").unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let p = dir.path().join("sub/b.sh");
+            let p = root.join("sub/b.sh");
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
-        let files = vec![
-            PathBuf::from("a.txt"),
-            PathBuf::from("sub/b.sh"),
-            PathBuf::from("gone.txt"),
-        ];
-        let bytes = project_tar(dir.path(), &files, "/builds/g/p", Vec::new()).unwrap();
+        let files = vec![PathBuf::from("a.txt"), PathBuf::from("sub/b.sh")];
+        let mut entries = tree::scan(root, &files).unwrap();
+        // A file that disappears after the scan is skipped.
+        entries.push(Entry {
+            path: "gone.txt".into(),
+            rel: "gone.txt".into(),
+            want: Want::File,
+            key: tree::Key::default(),
+        });
+        let refs: Vec<&Entry> = entries.iter().collect();
+        let (bytes, packed) = pack(root, &refs, "/builds/g/p", Vec::new()).unwrap();
         let mut ar = tar::Archive::new(&bytes[..]);
-        let entries: Vec<(String, u32)> = ar
+        let got: Vec<(String, u32)> = ar
             .entries()
             .unwrap()
             .map(|e| {
@@ -175,10 +213,15 @@ mod tests {
                 )
             })
             .collect();
-        assert!(entries.contains(&("builds/g/p/a.txt".into(), 0o666)));
-        assert!(entries.contains(&("builds/g/p/sub/b.sh".into(), 0o777)));
-        assert!(entries.contains(&("builds/g/p/sub".into(), 0o777)));
-        assert!(entries.iter().any(|(p, _)| p == "builds/g"));
-        assert!(!entries.iter().any(|(p, _)| p.contains("gone")));
+        assert!(got.contains(&("builds/g/p/a.txt".into(), 0o666)));
+        assert!(got.contains(&("builds/g/p/sub/b.sh".into(), 0o777)));
+        assert!(got.contains(&("builds/g/p/sub".into(), 0o777)));
+        assert!(got.contains(&("builds/g".into(), 0o777)));
+        assert!(!got.iter().any(|(p, _)| p.contains("gone")));
+        let a = entries.iter().position(|e| e.path == "a.txt").unwrap();
+        let a_packed = packed[a].clone().unwrap();
+        assert_eq!((a_packed.want, a_packed.size), (Want::File, 1));
+        assert_eq!(Some(a_packed.hash), hash_of(root, &entries[a]));
+        assert_eq!(packed.last().unwrap(), &None);
     }
 }

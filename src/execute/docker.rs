@@ -554,13 +554,8 @@ impl Engine {
         path: &str,
         tar: impl Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
     ) -> Result<(), Error> {
-        self.upload_as(
-            id,
-            path,
-            tar,
-            "copying the project into the build container",
-        )
-        .await
+        self.upload_as(id, path, tar, "copying the project into its volume")
+            .await
     }
 
     /// `upload`, its error saying `what` was being copied.
@@ -723,16 +718,7 @@ impl Engine {
 
     /// Containers carrying `label` (`key` or `key=value`), running or not.
     pub async fn containers_with(&self, label: &str) -> Result<Vec<Managed>, Error> {
-        let options = ListContainersOptions {
-            all: true,
-            filters: Some(label_filter(label)),
-            ..Default::default()
-        };
-        let list = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|e| self.err("listing containers", e))?;
+        let list = self.list_containers(label_filter(label)).await?;
         Ok(list
             .into_iter()
             .map(|c| Managed {
@@ -748,6 +734,28 @@ impl Engine {
                 running: c.state.map(|s| s.to_string() == "running").unwrap_or(false),
             })
             .collect())
+    }
+
+    /// Whether any container, running or not, mounts the volume.
+    pub async fn volume_in_use(&self, volume: &str) -> Result<bool, Error> {
+        let filter = HashMap::from([("volume".to_string(), vec![volume.to_string()])]);
+        Ok(!self.list_containers(filter).await?.is_empty())
+    }
+
+    /// All containers, running or not, that match the filters.
+    async fn list_containers(
+        &self,
+        filters: HashMap<String, Vec<String>>,
+    ) -> Result<Vec<bollard::models::ContainerSummary>, Error> {
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        self.docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| self.err("listing containers", e))
     }
 
     /// Containers, networks and volumes carrying `label`, in removal order.

@@ -14,6 +14,7 @@ pub(crate) mod leftovers;
 pub(crate) mod pull;
 pub(crate) mod run;
 pub(crate) mod signals;
+pub(crate) mod sources;
 pub(crate) mod ssh;
 pub(crate) mod stage;
 pub(crate) mod store;

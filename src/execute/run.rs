@@ -14,9 +14,9 @@ use crate::error::Error;
 use crate::execute::docker::{Engine, Kind};
 use crate::execute::pull::ensure_image;
 use crate::execute::signals::Signals;
-use crate::execute::stage::{run_stage, Stage, StageEnd};
+use crate::execute::stage::{run_stage, run_started, Stage, StageEnd};
 use crate::execute::verdict::{self, Level, Lines, Outcome, Rules};
-use crate::execute::{archive, artifacts, cache, debug, health};
+use crate::execute::{artifacts, cache, debug, health, sources};
 use crate::plan::labels::LABEL_RUN;
 use crate::plan::spec::ContainerSpec;
 use crate::plan::{RunPlan, ServicePlan};
@@ -75,18 +75,38 @@ async fn job(
     ui: &Ui,
 ) -> Result<(), Error> {
     prepare(engine, plan, ui).await?;
-    let services = start_services(engine, plan, ui).await?;
-    check_services(engine, plan, &services, ui).await?;
-    let build = create_build(engine, plan, &services, ui).await?;
-    get_sources(engine, plan, &build, project, ui).await?;
+    // The project volume is updated while the services start and are checked and the build
+    // container is created: the runner does one after the other, but none of them needs the
+    // others' result.
+    let (build, sources) = futures_util::join!(
+        async {
+            let services = start_services(engine, plan, ui).await?;
+            check_services(engine, plan, &services, ui).await?;
+            let build = create_build(engine, plan, &services, ui).await?;
+            // Its shell starts now and waits on stdin for the script, sent once the
+            // sources are in.
+            let attached = if plan.debug == DebugMode::Off {
+                let attached = engine.attach(&build).await?;
+                engine.start(&build).await?;
+                Some(attached)
+            } else {
+                None
+            };
+            Ok::<_, Error>((build, attached))
+        },
+        sources::update(engine, plan, project, ui)
+    );
+    let (build, attached) = build?;
+    get_sources(plan, &sources?, ui);
     cache::restore(engine, plan, &build, ui).await?;
     artifacts::download(engine, plan, &build, ui).await?;
 
     ui.section("Executing \"step_script\" stage of the job script");
-    let Stage { end: step, started } = if plan.debug == DebugMode::Off {
-        run_stage(
+    let Stage { end: step, started } = if let Some(attached) = attached {
+        run_started(
             engine,
             &build,
+            attached,
             plan.step_script(),
             &plan.secrets,
             plan.job_timeout,
@@ -252,57 +272,17 @@ async fn pull(
     .map(drop)
 }
 
-/// The project into `CI_PROJECT_DIR`: packed on a blocking thread while the daemon receives
-/// it, a few chunks at a time, so memory stays flat.
-async fn get_sources(
-    engine: &Engine,
-    plan: &RunPlan,
-    build: &str,
-    project: &ProjectSource,
-    ui: &Ui,
-) -> Result<(), Error> {
+/// The sources phase's log, where the runner prints it (the update itself ran earlier).
+fn get_sources(plan: &RunPlan, lines: &[String], ui: &Ui) {
     ui.section("Preparing environment");
     ui.line(&format!(
         "Running on {}...",
         plan.build.container.hostname.as_deref().unwrap_or_default()
     ));
     ui.section("Getting source from the local working tree");
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let (root, files, dest) = (
-        project.root.clone(),
-        project.files.clone(),
-        plan.project_dir.clone(),
-    );
-    let packer = tokio::task::spawn_blocking(move || {
-        let out = std::io::BufWriter::with_capacity(256 * 1024, archive::ChunkWriter(tx.clone()));
-        let packed = archive::project_tar(&root, &files, &dest, out)
-            .and_then(|w| w.into_inner().map_err(|e| e.into_error()));
-        if let Err(e) = &packed {
-            // Abort the upload rather than let the daemon unpack a truncated tar.
-            let _ = tx.blocking_send(Err(std::io::Error::new(e.kind(), e.to_string())));
-        }
-        packed.map(drop)
-    });
-    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
-    });
-    let uploaded = engine.upload(build, "/", chunks).await;
-    let packed = packer
-        .await
-        .map_err(|e| Error::Failed(format!("packing the project: {e}")))?;
-    match packed {
-        // A broken pipe only means the upload stopped first: its error says why.
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            return Err(Error::Failed(format!("packing the project: {e}")))
-        }
-        _ => uploaded?,
+    for line in lines {
+        ui.line(line);
     }
-    ui.line(&format!(
-        "Copied {} files (uncommitted changes included) to {}",
-        project.files.len(),
-        plan.project_dir
-    ));
-    Ok(())
 }
 
 /// `after_script` in a fresh shell of the same container; its failure is only a warning.
@@ -400,7 +380,17 @@ async fn stop_everything(engine: &Engine, run_id: &str) {
 /// that never comes.
 pub async fn cleanup(engine: &Engine, run_id: &str) -> Result<(), Error> {
     engine.probe().await?;
-    let Ok(objects) = engine.objects_with(&format!("{LABEL_RUN}={run_id}")).await else {
+    // Podman briefly reports a container that just exited as `stopped`, a state bollard does
+    // not read: the listing fails until it settles (the helper exits just before cleanup).
+    let mut listed = engine.objects_with(&format!("{LABEL_RUN}={run_id}")).await;
+    for _ in 0..20 {
+        if listed.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        listed = engine.objects_with(&format!("{LABEL_RUN}={run_id}")).await;
+    }
+    let Ok(objects) = listed else {
         return Ok(());
     };
     // Containers together, then what they used.

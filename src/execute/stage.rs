@@ -49,6 +49,20 @@ pub async fn run_stage(
 ) -> Result<Stage, Error> {
     let attached = engine.attach(id).await?;
     engine.start(id).await?;
+    run_started(engine, id, attached, script, secrets, timeout, ui).await
+}
+
+/// `run_stage` for a container attached and started earlier, its shell waiting for the
+/// script on stdin.
+pub async fn run_started(
+    engine: &Engine,
+    id: &str,
+    attached: crate::execute::docker::Attached,
+    script: String,
+    secrets: &[String],
+    timeout: Duration,
+    ui: &Ui,
+) -> Result<Stage, Error> {
     let writer = send_script(attached.input, script);
     let mut pump = tokio::spawn(pump_output(attached.output, secrets.to_vec(), ui.clone()));
     let mut output_open = true;

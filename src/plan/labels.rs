@@ -17,6 +17,8 @@ pub const LABEL_DESTINATION: &str = "cijob.destination";
 pub const TYPE_BUILD: &str = "build";
 pub const TYPE_SERVICE: &str = "service";
 pub const TYPE_CACHE: &str = "cache";
+/// The project volume (one per project and concurrency slot, kept between runs).
+pub const TYPE_PROJECT: &str = "project";
 
 /// The labels of every object of one run.
 pub fn run_labels(run_id: &str, job: &str, pid: u32, keep: bool) -> Labels {

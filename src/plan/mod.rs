@@ -16,6 +16,7 @@ mod pull_policy;
 pub(crate) mod recipe;
 pub(crate) mod script;
 mod services;
+pub(crate) mod sources;
 pub(crate) mod spec;
 #[cfg(test)]
 mod tests;
@@ -48,7 +49,7 @@ pub const AUTH_VARIABLE: &str = "DOCKER_AUTH_CONFIG";
 pub struct RunPlan {
     pub run_id: String,
     pub job_name: String,
-    /// The run's `/builds` volume first, then config.toml's shared ones.
+    /// The project's `/builds` volume first, then config.toml's shared ones.
     pub volumes: Vec<VolumeSpec>,
     /// A per-run bridge network (FF_NETWORK_PER_BUILD); `None`: Docker's default bridge.
     pub network: Option<NetworkSpec>,
@@ -57,6 +58,8 @@ pub struct RunPlan {
     /// Runner warnings decided while planning (aliases skipped, config keys not applied...).
     pub warnings: Vec<String>,
     pub build: BuildPlan,
+    /// How the project gets into its volume.
+    pub sources: sources::SourcesPlan,
     /// All variables of the job, expanded, in precedence order.
     pub variables: Vec<Variable>,
     pub step_commands: Vec<String>,
@@ -147,6 +150,10 @@ pub struct PlanInput<'a> {
     pub config_path: &'a str,
     pub pid: u32,
     pub handover: &'a Handover,
+    /// The project root on this machine (its project volumes are named after it).
+    pub project_root: &'a str,
+    /// The concurrency slot this run holds (`CI_CONCURRENT_ID`).
+    pub slot: u32,
 }
 
 /// What the job gets from earlier runs, read from cijob's store before planning.
@@ -214,7 +221,20 @@ pub fn plan(input: &PlanInput<'_>) -> Result<RunPlan, Error> {
     let project_slug = lookup(&variables, "CI_PROJECT_PATH_SLUG")
         .unwrap_or("project")
         .to_string();
-    let (volumes, binds) = volumes::plan_volumes(&runner, &prefix, &labels, &project_slug);
+    let volume_name = sources::volume_name(input.git, input.project_root, input.slot);
+    let (volumes, binds) = volumes::plan_volumes(
+        &runner,
+        sources::volume(&volume_name, &project_slug),
+        &project_slug,
+    );
+    let helper = sources::helper(
+        &prefix,
+        cfg.helper_image.as_deref().unwrap_or(sources::HELPER_IMAGE),
+        &volume_name,
+        &labels,
+        &project_dir,
+    );
+    let sources = sources::plan_sources(&variables, cfg.fresh, input.slot, &volume_name, helper)?;
     let h = &runner.host;
     let shared = Shared {
         config: cfg,
@@ -263,6 +283,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<RunPlan, Error> {
         services,
         warnings,
         build,
+        sources,
         debug_services: variables::is_true(&variables, "CI_DEBUG_SERVICES"),
         variables,
         step_commands,

@@ -8,6 +8,7 @@ use crate::model::Variable;
 use crate::plan::artifacts::SaveWhen;
 use crate::plan::limits::{self, Resources};
 use crate::plan::script::{self, shell_escape};
+use crate::plan::sources::{Clean, Strategy};
 use crate::plan::spec::{Attach, ContainerSpec, HealthPorts, Labels, NetworkSpec, VolumeSpec};
 use crate::plan::RunPlan;
 
@@ -52,9 +53,9 @@ pub fn render(plan: &RunPlan, target: &Target) -> String {
     }
     s.push('\n');
 
-    s.push_str("# The /builds volume, shared by the build container and every service.\n");
-    for v in &plan.volumes {
-        if v.shared {
+    s.push_str("# The /builds volume (the project's, kept between runs), shared by the build\n# container and every service.\n");
+    for (i, v) in plan.volumes.iter().enumerate() {
+        if v.shared && i > 0 {
             s.push_str("# config.toml volume: kept between runs (created when missing).\n");
         }
         s.push_str(&volume(v));
@@ -221,6 +222,7 @@ fn cleanup(plan: &RunPlan) -> String {
         .map(|svc| svc.container.name.as_str())
         .collect();
     containers.push(&plan.build.container.name);
+    containers.push(&plan.sources.helper.name);
     let mut s = String::from("cleanup() {\n");
     s.push_str(&format!(
         "  docker rm -f -v {} >/dev/null 2>&1 || true\n",
@@ -424,13 +426,53 @@ fn health_check(plan: &RunPlan, timeout_secs: u64) -> String {
 }
 
 fn sources(plan: &RunPlan) -> String {
-    let dest = plan.project_dir.trim_start_matches('/');
-    format!(
-        "# The project (tracked and untracked-but-not-ignored files, and .git) into {}.\n{{ git ls-files -co --exclude-standard -z; find .git -type f -print0; }} \\\n  | tar --null -T - --ignore-failed-read -c --owner=0 --group=0 --transform {} -f - \\\n  | docker cp - {}:/\n\n",
-        plan.project_dir,
-        arg(&format!("s,^,{dest}/,")),
-        plan.build.container.name
-    )
+    let sp = &plan.sources;
+    let dir = &plan.project_dir;
+    let mut s = format!(
+        "# The project volume {} (CI_CONCURRENT_ID={}) outlives the run: cijob lists it, removes\n# what must go and sends only what changed. The same result, copying everything:\n",
+        sp.volume, sp.slot
+    );
+    let clear = format!(
+        "mkdir -p {q} && find {q} -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +",
+        q = shell_escape(dir)
+    );
+    let (what, clear, copy) = match (sp.strategy, &sp.clean) {
+        (Strategy::None, _) => (
+            "GIT_STRATEGY: none: the project dir is left as it is",
+            format!("mkdir -p {}", shell_escape(dir)),
+            false,
+        ),
+        (Strategy::Empty, _) => (
+            "GIT_STRATEGY: empty: the project dir is emptied",
+            clear,
+            false,
+        ),
+        (Strategy::Fetch, Clean::Keep) if !sp.fresh => (
+            "GIT_CLEAN_FLAGS: none: what earlier jobs wrote stays",
+            format!("mkdir -p {}", shell_escape(dir)),
+            true,
+        ),
+        _ => (
+            "tracked and untracked-but-not-ignored files, and .git; nothing else",
+            clear,
+            true,
+        ),
+    };
+    s.push_str(&format!("# {what}.\n"));
+    let mut helper = sp.helper.clone();
+    helper.stdin = false;
+    helper.cmd = Some(vec!["sh".to_string(), "-c".to_string(), clear]);
+    s.push_str(&container("docker run --rm", &helper, &[]));
+    if copy {
+        let dest = dir.trim_start_matches('/');
+        s.push_str(&format!(
+            "{{ git ls-files -co --exclude-standard -z; find .git ! -type d -print0; }} \\\n  | tar --null -T - --ignore-failed-read -c --owner=0 --group=0 --mode=a+rw,u+X,g+X,o+X --transform {} -f - \\\n  | docker cp - {}:/\n",
+            arg(&format!("s,^,{dest}/,")),
+            plan.build.container.name
+        ));
+    }
+    s.push('\n');
+    s
 }
 
 /// `step_script`, then `after_script` with the status, then the runner's verdict.

@@ -42,6 +42,8 @@ fn planned(job: &Job, toml: &str, cli: impl FnOnce(&mut RunConfig)) -> Result<Ru
         config_path: ".gitlab-ci.yml",
         pid: 1,
         handover: &crate::plan::Handover::default(),
+        project_root: "/src/proj",
+        slot: 0,
     })
     .map_err(|e| e.to_string())
 }
@@ -104,7 +106,11 @@ fn runner_settings_fill_the_plan() {
     assert_eq!(p.build.container.host.dns, ["10.0.0.2"]);
     assert_eq!(p.build.container.host.shm_size, Some(1024));
     assert_eq!(p.volumes.len(), 2);
-    assert!(!p.volumes[0].shared && p.volumes[1].shared);
+    // Both outlive the run: the project volume and the config.toml one.
+    assert!(p.volumes[0].shared && p.volumes[1].shared);
+    assert!(p.volumes[0]
+        .labels
+        .contains(&("cijob.type".into(), "project".into())));
     let name = &p.volumes[1].name;
     assert!(
         name.starts_with("cijob-") && name.contains("-cache-"),
@@ -115,7 +121,7 @@ fn runner_settings_fill_the_plan() {
         .contains(&("cijob.destination".into(), "/cache".into())));
     // Every container gets /builds, then the config volumes, in order.
     let binds = [
-        "cijob-test-abc-builds:/builds".to_string(),
+        format!("{}:/builds", p.volumes[0].name),
         format!("{name}:/cache"),
         "/tmp:/host-tmp:ro".into(),
     ];
@@ -359,5 +365,55 @@ fn the_recipe_renders_every_setting_of_the_specs() {
     assert_eq!(recipe.matches("--dns 10.0.0.2").count(), 2);
     let cleanup = &recipe[recipe.find("cleanup() {").unwrap()..recipe.find("}\n").unwrap()];
     assert!(!cleanup.contains(cache), "{cleanup}");
-    assert!(cleanup.contains(&p.volumes[0].name), "{cleanup}");
+    assert!(!cleanup.contains(&p.volumes[0].name), "{cleanup}");
+    assert!(cleanup.contains(&p.sources.helper.name), "{cleanup}");
+}
+
+const MINIMAL: &str = "[[runners]]\n  executor = \"docker\"\n";
+
+#[test]
+fn the_recipe_shows_the_project_volume_and_what_the_strategy_does() {
+    let with = |vars: &[(&str, &str)]| {
+        let mut j = job(Some("i"));
+        j.variables
+            .extend(vars.iter().map(|(k, v)| Variable::new(*k, *v)));
+        let p = planned(&j, MINIMAL, |_| {}).unwrap();
+        (crate::plan::recipe::render(&p, &Default::default()), p)
+    };
+    let (fetch, p) = with(&[]);
+    assert!(p.volumes[0].name.ends_with("-concurrent-0"));
+    assert!(fetch.contains(&format!("-v {}:/builds", p.volumes[0].name)));
+    assert!(fetch.contains("-exec rm -rf {} +"), "{fetch}");
+    assert!(
+        fetch.contains("| docker cp - cijob-test-abc-build:/"),
+        "{fetch}"
+    );
+    assert!(fetch.contains("--network none"), "{fetch}");
+    let (none, _) = with(&[("GIT_STRATEGY", "none")]);
+    assert!(none.contains("GIT_STRATEGY: none"), "{none}");
+    assert!(
+        !none.contains("docker cp") && !none.contains("rm -rf"),
+        "{none}"
+    );
+    let (keep, _) = with(&[("GIT_CLEAN_FLAGS", "none")]);
+    assert!(
+        keep.contains("docker cp") && !keep.contains("rm -rf"),
+        "{keep}"
+    );
+    let (empty, _) = with(&[("GIT_STRATEGY", "empty")]);
+    assert!(
+        empty.contains("rm -rf") && !empty.contains("docker cp"),
+        "{empty}"
+    );
+    let err = planned(
+        &{
+            let mut j = job(Some("i"));
+            j.variables.push(Variable::new("GIT_STRATEGY", "bogus"));
+            j
+        },
+        MINIMAL,
+        |_| {},
+    )
+    .unwrap_err();
+    assert!(err.contains("GIT_STRATEGY \"bogus\""), "{err}");
 }

@@ -31,7 +31,7 @@ pub fn job_variables(
         timeout_secs,
         pipeline_source,
         config_path: input.config_path,
-        concurrent_id: 0,
+        concurrent_id: input.slot,
     });
     // Runner `environment` entries come before the job's variables, which override them.
     raw.extend(

@@ -1,28 +1,23 @@
-//! The run's volumes and binds: `/builds` private to the run, then config.toml `volumes`
-//! (named ones persist between runs, per project; `host:container[:mode]` ones are binds).
+//! The run's volumes and binds: `/builds` (the project volume, see `sources`), then
+//! config.toml `volumes` (named ones persist between runs, per project;
+//! `host:container[:mode]` ones are binds).
 
 use crate::cli::runner_config::{self, RunnerConfig, Volume};
 use crate::plan::labels::{
     LABEL_DESTINATION, LABEL_MANAGED, LABEL_PROJECT, LABEL_TYPE, TYPE_CACHE,
 };
-use crate::plan::spec::{Labels, VolumeSpec};
+use crate::plan::spec::VolumeSpec;
 use crate::plan::BUILDS_DIR;
 use crate::project::name_rules::safe_name;
 
-/// The volumes to create (the run's `/builds` first) and the binds of every container.
+/// The volumes to create (`/builds` first) and the binds of every container.
 pub fn plan_volumes(
     runner: &RunnerConfig,
-    prefix: &str,
-    run_labels: &Labels,
+    builds: VolumeSpec,
     project_slug: &str,
 ) -> (Vec<VolumeSpec>, Vec<String>) {
-    let builds = format!("{prefix}-builds");
-    let mut binds = vec![format!("{builds}:{BUILDS_DIR}")];
-    let mut volumes = vec![VolumeSpec {
-        name: builds,
-        labels: run_labels.clone(),
-        shared: false,
-    }];
+    let mut binds = vec![format!("{}:{BUILDS_DIR}", builds.name)];
+    let mut volumes = vec![builds];
     for v in &runner.volumes {
         match v {
             Volume::Named { destination } => {

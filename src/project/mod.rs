@@ -5,4 +5,5 @@ pub mod discover;
 pub(crate) mod git;
 pub(crate) mod name_rules;
 pub(crate) mod predefined;
+pub(crate) mod tree;
 pub(crate) mod worktree;

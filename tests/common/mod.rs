@@ -81,6 +81,22 @@ impl Project {
     }
 }
 
+/// The project volumes outlive runs by design; a test project's go with it.
+impl Drop for Project {
+    fn drop(&mut self) {
+        for v in project_volumes_of(self) {
+            let _ = Command::new("docker")
+                .args(["volume", "rm", "-f", &v])
+                .output();
+        }
+    }
+}
+
+/// The project volumes of `p` (they outlive runs by design).
+pub fn project_volumes_of(p: &Project) -> Vec<String> {
+    volumes_of(p, "project")
+}
+
 pub fn cijob() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cijob"));
     c.env("NO_COLOR", "1").stdin(Stdio::null());
@@ -228,10 +244,21 @@ fn rand_u32() -> u32 {
     n ^ (std::process::id().rotate_left(13))
 }
 
-/// The config.toml cache volumes of project `p` (they outlive runs by design; their names
-/// carry the project directory's name).
+/// The config.toml cache volumes of project `p` (they outlive runs by design).
 pub fn cache_volumes_of(p: &Project) -> Vec<String> {
-    let vols = docker(&["volume", "ls", "-q", "--filter", "label=cijob.type=cache"]);
+    volumes_of(p, "cache")
+}
+
+/// Volumes of `p` of a `cijob.type` (their names carry the project directory's name); none
+/// when Docker does not answer.
+fn volumes_of(p: &Project, kind: &str) -> Vec<String> {
+    let Ok(o) = Command::new("docker")
+        .args(["volume", "ls", "-q", "--filter"])
+        .arg(format!("label=cijob.type={kind}"))
+        .output()
+    else {
+        return Vec::new();
+    };
     let dir = p
         .path()
         .file_name()
@@ -239,7 +266,7 @@ pub fn cache_volumes_of(p: &Project) -> Vec<String> {
         .to_string_lossy()
         .trim_start_matches('.')
         .to_ascii_lowercase();
-    vols.stdout
+    String::from_utf8_lossy(&o.stdout)
         .lines()
         .filter(|v| v.contains(&dir))
         .map(str::to_string)
