@@ -611,10 +611,19 @@ impl Engine {
         match self.docker.remove_container(id, Some(options)).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            // 409: removal already in progress (e.g. a concurrent cleanup).
+            // 409: removal already in progress (a concurrent cleanup, the sources helper's
+            // own removal): wait for it, so that nothing is left when cijob exits.
             Err(BollardError::DockerResponseServerError {
                 status_code: 409, ..
-            }) => Ok(()),
+            }) => {
+                for _ in 0..200 {
+                    match self.docker.inspect_container(id, None).await {
+                        Err(e) if is_not_found(&e) => break,
+                        _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                    }
+                }
+                Ok(())
+            }
             Err(e) => Err(self.err(&format!("removing container {id}"), e)),
         }
     }
