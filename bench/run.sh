@@ -75,32 +75,29 @@ compare "$RUNS" hi "$CIJOB run hi" "docker run --rm cijob-test/busybox sh -c 'ec
 
 echo "== a job with one service"
 project svc 'svc:\n  image: cijob-test/busybox\n  services: [{name: cijob-test/svc-tcp, alias: web}]\n  script: [wget -qO- http://web:8080/]\n'
-# The same work by hand: volume, service, wait for its port, job container with a hosts entry, cleanup.
-cat > by-hand.sh <<'SH'
+# The same work by hand: volume, service, wait for its port, job container with a hosts entry
+# and the project copied in (as cijob's job sees it), cleanup. $1 waits for the port.
+by_hand() {
+  cat <<SH
 set -e
-id=$$-$RANDOM
-docker volume create v$id >/dev/null
-docker run -d --name s$id -v v$id:/builds cijob-test/svc-tcp >/dev/null
-ip=$(docker inspect -f '{{.NetworkSettings.IPAddress}}' s$id)
-until (exec 3<>/dev/tcp/$ip/8080) 2>/dev/null; do sleep 0.05; done
-docker run --rm --add-host web:$ip -v v$id:/builds cijob-test/busybox sh -c 'wget -qO- http://web:8080/' >/dev/null
-docker rm -f -v s$id >/dev/null; docker volume rm v$id >/dev/null
+id=\$\$-\$RANDOM
+docker volume create v\$id >/dev/null
+docker run -d --name s\$id -v v\$id:/builds cijob-test/svc-tcp >/dev/null
+ip=\$(docker inspect -f '{{.NetworkSettings.IPAddress}}' s\$id)
+$1
+docker create --name b\$id --add-host web:\$ip -v v\$id:/builds -w /builds/p cijob-test/busybox sh -c 'wget -qO- http://web:8080/' >/dev/null
+git ls-files -z | tar --null -c --transform 's,^,builds/p/,' -T - | docker cp - b\$id:/
+docker start -a b\$id >/dev/null
+docker rm -f -v b\$id s\$id >/dev/null; docker volume rm v\$id >/dev/null
 SH
+}
+by_hand 'until (exec 3<>/dev/tcp/$ip/8080) 2>/dev/null; do sleep 0.05; done' > by-hand.sh
 compare "$RUNS" svc "$CIJOB run svc" "bash by-hand.sh"
 
 echo "== the same service job where the host cannot dial containers (unshare --net: Docker Desktop's view)"
 # cijob looks from inside the job's network; by hand, the same docker commands with the
 # wait done the same way (docker exec cat /proc/net/tcp in the service).
-cat > "$WORK/svc/by-hand-inside.sh" <<'SH'
-set -e
-id=$$-$RANDOM
-docker volume create v$id >/dev/null
-docker run -d --name s$id -v v$id:/builds cijob-test/svc-tcp >/dev/null
-ip=$(docker inspect -f '{{.NetworkSettings.IPAddress}}' s$id)
-until docker exec s$id cat /proc/net/tcp /proc/net/tcp6 | awk '$4 == "0A" && $2 ~ /:1F90$/ { f = 1 } END { exit !f }'; do sleep 0.05; done
-docker run --rm --add-host web:$ip -v v$id:/builds cijob-test/busybox sh -c 'wget -qO- http://web:8080/' >/dev/null
-docker rm -f -v s$id >/dev/null; docker volume rm v$id >/dev/null
-SH
+by_hand 'until docker exec s$id cat /proc/net/tcp /proc/net/tcp6 | awk '"'"'$4 == "0A" && $2 ~ /:1F90$/ { f = 1 } END { exit !f }'"'"'; do sleep 0.05; done' > by-hand-inside.sh
 cd "$WORK/svc"
 hyperfine --warmup 2 --runs "$RUNS" "unshare --net $CIJOB run svc" "unshare --net bash by-hand-inside.sh"
 

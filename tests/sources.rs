@@ -16,12 +16,17 @@ use common::*;
 const INVENTORY: &str = r#"echo '==inventory=='; find . ! -type d | sort | while read -r f; do if [ -L "$f" ]; then echo "L $(readlink "$f") ${f#./}"; else echo "$(stat -c %a "$f") $(sha256sum "$f" | cut -d' ' -f1) ${f#./}"; fi; done; echo '==end=='"#;
 
 fn yaml(job: &str, script: &[&str], variables: &str) -> String {
+    yaml_image(job, "cijob-test/busybox", script, variables)
+}
+
+/// `image` is the `image:` key's YAML (flow style for a mapping).
+fn yaml_image(job: &str, image: &str, script: &[&str], variables: &str) -> String {
     let script: Vec<String> = script
         .iter()
         .map(|s| format!("    - {}\n", serde_json::to_string(s).unwrap()))
         .collect();
     format!(
-        "\"{job}\":\n  image: cijob-test/busybox\n{variables}  script:\n{}",
+        "\"{job}\":\n  image: {image}\n{variables}  script:\n{}",
         script.concat()
     )
 }
@@ -29,12 +34,16 @@ fn yaml(job: &str, script: &[&str], variables: &str) -> String {
 /// A project with two jobs: `<name>-mess` does `mess` in the project dir, `<name>-check`
 /// prints the inventory.
 fn project(name: &str, mess: &[&str], variables: &str) -> Project {
-    let ci = format!(
+    project_with(&format!(
         "{}{}",
         yaml(&format!("{name}-mess"), mess, variables),
         yaml(&format!("{name}-check"), &[INVENTORY], variables)
-    );
-    let p = Project::new(&ci);
+    ))
+}
+
+/// A project with these jobs and a tree with every kind of entry.
+fn project_with(ci: &str) -> Project {
+    let p = Project::new(ci);
     p.write("src/main.c", "int main() { return 0; }\n");
     p.write("src/lib/util.c", "/* util */\n");
     p.write("build.sh", "#!/bin/sh\necho build\n");
@@ -418,7 +427,13 @@ fn an_update_interrupted_by_ctrl_c_is_repaired_by_the_next_run() {
 fn without_the_helper_image_the_build_image_does_its_work() {
     require_docker();
     let name = unique("nohelper");
-    let p = project(&name, MESS, "");
+    // An entrypoint stands between the shell and its stdin: the helper does the update.
+    let image = r#"{name: cijob-test/busybox, entrypoint: ["/bin/sh", "-c", "exec \"$@\"", "sh"]}"#;
+    let p = project_with(&format!(
+        "{}{}",
+        yaml_image(&format!("{name}-mess"), image, MESS, ""),
+        yaml_image(&format!("{name}-check"), image, &[INVENTORY], "")
+    ));
     let run = |job: &str| {
         Run::from(
             p.cijob(&["run", job])
@@ -431,6 +446,49 @@ fn without_the_helper_image_the_build_image_does_its_work() {
     let r = run(&format!("{name}-check"));
     assert_sees_the_tree(&p, &r);
     r.assert_err("Helper image cijob-test/no-such-helper:0 not found");
+}
+
+#[test]
+fn the_jobs_shell_updates_the_volume_and_a_helper_takes_over_where_its_user_cannot() {
+    require_docker();
+    let name = unique("asuser");
+    let user = r#"{name: cijob-test/busybox, docker: {user: "1000:1000"}}"#;
+    let p = project_with(&format!(
+        "{}{}{}{}",
+        yaml(
+            &format!("{name}-leave"),
+            &["mkdir -p out/deep && echo built > out/deep/x.o"],
+            ""
+        ),
+        yaml(&format!("{name}-hide"), &["chmod 700 src"], ""),
+        yaml(&format!("{name}-check"), &[INVENTORY], ""),
+        yaml_image(&format!("{name}-user"), user, &[INVENTORY], ""),
+    ));
+    let helper = "The job's shell could not update the project volume (";
+    // As root, the job's own shell does it all: no helper.
+    p.run(&["run", &format!("{name}-leave")]).assert_code(0);
+    let r = p.run(&["run", &format!("{name}-check")]);
+    assert_sees_the_tree(&p, &r);
+    r.assert_not(helper);
+    r.assert_err("Updated 0 files, removed 1 (");
+
+    // Root's output, which user 1000 can list but not remove.
+    p.run(&["run", &format!("{name}-leave")]).assert_code(0);
+    let r = p.run(&["run", &format!("{name}-user")]);
+    assert_sees_the_tree(&p, &r);
+    r.assert_err(&format!(
+        "{helper}removing what an earlier job left failed as the job's user): a helper container does it"
+    ));
+    // A directory user 1000 cannot even read.
+    p.run(&["run", &format!("{name}-hide")]).assert_code(0);
+    let r = p.run(&["run", &format!("{name}-user")]);
+    assert_sees_the_tree(&p, &r);
+    r.assert_err(&format!("{helper}listing it as the job's user failed)"));
+    // Nothing left that user 1000 cannot handle: its own shell again.
+    let r = p.run(&["run", &format!("{name}-user")]);
+    assert_sees_the_tree(&p, &r);
+    r.assert_not(helper);
+    assert_no_leftovers_for_job(&format!("{name}-user"));
 }
 
 #[test]
@@ -479,4 +537,38 @@ fn clean_leaves_the_volume_of_a_live_run() {
         .assert_not(&volumes[0]);
     assert_eq!(project_volumes_of(&p), volumes);
     Run::from(child.wait_with_output().unwrap()).assert_code(0);
+}
+
+#[test]
+fn clean_removes_this_projects_volume_and_clean_all_every_projects_and_the_store() {
+    require_docker();
+    let name = unique("cleanall");
+    let ci = format!(
+        "\"{name}\":\n  image: cijob-test/busybox\n  script: [\"mkdir -p out && echo x > out/x\"]\n  artifacts:\n    paths: [out/]\n  cache:\n    key: k\n    paths: [out/]\n"
+    );
+    let (a, b) = (Project::new(&ci), Project::new(&ci));
+    a.run(&["run", &name]).assert_code(0);
+    b.run(&["run", &name]).assert_code(0);
+    let (va, vb) = (project_volumes_of(&a), project_volumes_of(&b));
+    assert_eq!((va.len(), vb.len()), (1, 1), "{va:?} {vb:?}");
+
+    // Plain clean: this project's volume, counted as shared; the other's stays, the store too.
+    a.run(&["clean"])
+        .assert_code(0)
+        .assert_err(&format!("removed volume {}", va[0]))
+        .assert_err("of them shared volume(s) no run was using")
+        .assert_not(&vb[0]);
+    assert!(project_volumes_of(&a).is_empty());
+    assert_eq!(project_volumes_of(&b), vb);
+    a.run(&["artifacts", &name]).assert_code(0);
+
+    // --all: every project's volume, and this project's stored artifacts and caches.
+    a.run(&["clean", "--all"])
+        .assert_code(0)
+        .assert_err(&format!("removed volume {}", vb[0]))
+        .assert_err("cijob clean: removed the stored artifacts of this project")
+        .assert_err("cijob clean: removed the stored caches of this project");
+    assert!(project_volumes_of(&b).is_empty());
+    assert_ne!(a.run(&["artifacts", &name]).code, Some(0));
+    b.run(&["artifacts", &name]).assert_code(0);
 }

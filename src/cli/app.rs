@@ -69,10 +69,19 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<(), Error> {
             artifacts, cache, ..
         } if *artifacts || *cache => clean_store(&cli, &cwd, ui, *artifacts, *cache),
         Command::Artifacts { job, out } => artifacts(&cli, &cwd, ui, job, out.as_deref()),
-        Command::Clean { job, .. } => {
+        Command::Clean { job, all, .. } => {
             let job = label_name(&cli, &cwd, job.as_deref());
             let endpoint = endpoint(&cli)?;
-            runtime()?.block_on(clean(&endpoint, ui, job.as_deref()))
+            let volumes = if *all {
+                ProjectVolumes::All
+            } else {
+                project_volume_prefix(&cli, &cwd).map_or(ProjectVolumes::None, ProjectVolumes::Of)
+            };
+            runtime()?.block_on(clean(&endpoint, ui, job.as_deref(), &volumes))?;
+            if *all {
+                clean_store(&cli, &cwd, ui, true, true)?;
+            }
+            Ok(())
         }
         Command::Completions { shell } => {
             print(&crate::cli::complete::registration(*shell));
@@ -521,14 +530,46 @@ async fn shell(endpoint: &Endpoint, job: Option<&str>) -> Result<(), Error> {
 }
 
 /// Remove what kept or crashed runs left behind, never what a live run is using.
-async fn clean(endpoint: &Endpoint, ui: &Ui, job: Option<&str>) -> Result<(), Error> {
+/// Which project volumes `clean` may remove (when no run uses them).
+enum ProjectVolumes {
+    /// Outside a project.
+    None,
+    /// This clone's: their names start with this.
+    Of(String),
+    /// `--all`: every project's.
+    All,
+}
+
+/// The start of the names of this clone's project volumes, when cijob runs in a project.
+fn project_volume_prefix(cli: &Cli, cwd: &Path) -> Option<String> {
+    let location = discover::discover(cwd, cli.file.as_deref(), cli.directory.as_deref()).ok()?;
+    let git = git::info(&location.project_root);
+    let root = location.project_root.display().to_string();
+    let first = crate::plan::sources::volume_name(&git, &root, 0);
+    Some(first.trim_end_matches('0').to_string())
+}
+
+async fn clean(
+    endpoint: &Endpoint,
+    ui: &Ui,
+    job: Option<&str>,
+    volumes: &ProjectVolumes,
+) -> Result<(), Error> {
     let engine = Engine::connect(endpoint).await?;
     let managed = selector(job);
-    let mut removed = 0;
+    let (mut removed, mut shared) = (0, 0);
     for o in engine.objects_with(&managed).await? {
         if leftovers::stale(&o.labels, leftovers::process_alive) {
             // A project volume stays while a run holds its slot or a container uses it.
             let _held = if o.labels.get(LABEL_TYPE).map(String::as_str) == Some(TYPE_PROJECT) {
+                let wanted = match volumes {
+                    ProjectVolumes::None => false,
+                    ProjectVolumes::Of(prefix) => o.name.starts_with(prefix.as_str()),
+                    ProjectVolumes::All => true,
+                };
+                if !wanted {
+                    continue;
+                }
                 let held = match slot::state_dir() {
                     Some(dir) => slot::hold_if_free(&dir, &o.name)?,
                     None => None,
@@ -549,9 +590,19 @@ async fn clean(endpoint: &Endpoint, ui: &Ui, job: Option<&str>) -> Result<(), Er
             }
             ui.line(&format!("removed {} {}", o.kind.noun(), o.name));
             removed += 1;
+            if leftovers::owner(&o.labels, leftovers::process_alive) == leftovers::Owner::Shared {
+                shared += 1;
+            }
         }
     }
-    ui.info(&format!("cijob clean: removed {removed} object(s)"));
+    ui.info(&format!(
+        "cijob clean: removed {removed} object(s){}",
+        if shared > 0 {
+            format!(", {shared} of them shared volume(s) no run was using (project volumes, config.toml cache volumes)")
+        } else {
+            String::new()
+        }
+    ));
     Ok(())
 }
 

@@ -126,7 +126,7 @@ pub enum Command {
     },
     /// Remove containers, networks and volumes left by kept or crashed runs
     #[command(
-        after_help = "Examples:\n  cijob clean\n  cijob clean test\n  cijob clean test:2.2\n  cijob clean --artifacts --cache    # this project's stored artifacts and caches"
+        after_help = "Examples:\n  cijob clean\n  cijob clean test\n  cijob clean test:2.2\n  cijob clean --artifacts --cache    # this project's stored artifacts and caches\n  cijob clean --all                  # both"
     )]
     Clean {
         /// Only what runs of this job left
@@ -138,6 +138,10 @@ pub enum Command {
         /// Remove this project's stored caches instead
         #[arg(long, conflicts_with = "job")]
         cache: bool,
+        /// Everything cijob keeps: what plain `clean` removes, and this project's stored
+        /// artifacts and caches
+        #[arg(long, conflicts_with_all = ["job", "artifacts", "cache"])]
+        all: bool,
     },
     /// List a job's stored artifacts (from its last local run), or copy them out with --out
     #[command(

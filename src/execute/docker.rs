@@ -38,6 +38,8 @@ pub struct ContainerState {
     pub gateway: Option<String>,
     pub exposed_tcp_ports: Vec<u16>,
     pub env: Vec<String>,
+    /// As created: the image's, or the job's override.
+    pub entrypoint: Vec<String>,
     pub status: String,
     /// The kernel's OOM killer struck in the container's cgroup during its last run.
     pub oom_killed: bool,
@@ -506,6 +508,7 @@ impl Engine {
             gateway,
             exposed_tcp_ports: ports,
             env: config.env.unwrap_or_default(),
+            entrypoint: config.entrypoint.unwrap_or_default(),
             status: state.status.map(|s| s.to_string()).unwrap_or_default(),
             oom_killed: state.oom_killed.unwrap_or(false),
         })

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 
 use crate::cli::config::DebugMode;
 use crate::error::Error;
-use crate::execute::docker::{Engine, Kind};
+use crate::execute::docker::{Attached, Engine, Kind};
 use crate::execute::pull::ensure_image;
 use crate::execute::signals::Signals;
 use crate::execute::stage::{run_stage, run_started, Stage, StageEnd};
@@ -27,6 +27,11 @@ pub struct ProjectSource {
     pub root: PathBuf,
     pub files: Vec<PathBuf>,
 }
+
+/// Above this many files, the project volume's listing takes long enough that a helper
+/// container doing it while the services start is worth that container's start (on a
+/// small project the two containers starting at once cost more than the update).
+const OVERLAP_ABOVE_FILES: usize = 5_000;
 
 /// A service container that was started.
 struct Started<'a> {
@@ -75,29 +80,34 @@ async fn job(
     ui: &Ui,
 ) -> Result<(), Error> {
     prepare(engine, plan, ui).await?;
-    // The project volume is updated while the services start and are checked and the build
-    // container is created: the runner does one after the other, but none of them needs the
-    // others' result.
-    let (build, sources) = futures_util::join!(
-        async {
-            let services = start_services(engine, plan, ui).await?;
-            check_services(engine, plan, &services, ui).await?;
-            let build = create_build(engine, plan, &services, ui).await?;
-            // Its shell starts now and waits on stdin for the script, sent once the
-            // sources are in.
-            let attached = if plan.debug == DebugMode::Off {
-                let attached = engine.attach(&build).await?;
-                engine.start(&build).await?;
-                Some(attached)
-            } else {
-                None
-            };
-            Ok::<_, Error>((build, attached))
-        },
-        sources::update(engine, plan, project, ui)
-    );
-    let (build, attached) = build?;
-    get_sources(plan, &sources?, ui);
+    let (build, attached, sources) = if plan.debug == DebugMode::Off
+        && (plan.services.is_empty() || project.files.len() <= OVERLAP_ABOVE_FILES)
+    {
+        let services = start_services(engine, plan, ui).await?;
+        check_services(engine, plan, &services, ui).await?;
+        build_then_sources(engine, plan, project, &services, ui).await?
+    } else {
+        // The project volume is updated while the services start and are checked and the
+        // build container is created: the runner does one after the other, but none of
+        // them needs the others' result.
+        let (build, sources) = futures_util::join!(
+            async {
+                let services = start_services(engine, plan, ui).await?;
+                check_services(engine, plan, &services, ui).await?;
+                let build = create_build(engine, plan, &services, ui).await?;
+                let attached = if plan.debug == DebugMode::Off {
+                    Some(start_attached(engine, &build).await?)
+                } else {
+                    None
+                };
+                Ok::<_, Error>((build, attached))
+            },
+            sources::update(engine, plan, project, ui)
+        );
+        let (build, attached) = build?;
+        (build, attached, sources?)
+    };
+    get_sources(plan, &sources, ui);
     cache::restore(engine, plan, &build, ui).await?;
     artifacts::download(engine, plan, &build, ui).await?;
 
@@ -149,6 +159,48 @@ async fn job(
     }
     print(ui, &lines);
     result
+}
+
+/// The build container starts and its shell updates the project volume when it can, so that
+/// no helper container starts; the helper does it otherwise, while the build container
+/// starts.
+async fn build_then_sources(
+    engine: &Engine,
+    plan: &RunPlan,
+    project: &ProjectSource,
+    services: &[Started<'_>],
+    ui: &Ui,
+) -> Result<(String, Option<Attached>, Vec<String>), Error> {
+    let build = create_build(engine, plan, services, ui).await?;
+    let entrypoint = engine.inspect(&build).await?.entrypoint;
+    if sources::in_build(plan, &entrypoint) {
+        let mut attached = start_attached(engine, &build).await?;
+        let lines = match sources::update_in_build(engine, plan, project, &build, &mut attached)
+            .await?
+        {
+            Ok(lines) => lines,
+            Err(why) => {
+                let mut lines = vec![format!(
+                        "The job's shell could not update the project volume ({why}): a helper container does it"
+                    )];
+                lines.extend(sources::update(engine, plan, project, ui).await?);
+                lines
+            }
+        };
+        return Ok((build, Some(attached), lines));
+    }
+    let (attached, lines) = futures_util::join!(
+        start_attached(engine, &build),
+        sources::update(engine, plan, project, ui)
+    );
+    Ok((build, Some(attached?), lines?))
+}
+
+/// The build container's shell started, waiting on stdin for the script.
+async fn start_attached(engine: &Engine, build: &str) -> Result<Attached, Error> {
+    let attached = engine.attach(build).await?;
+    engine.start(build).await?;
+    Ok(attached)
 }
 
 /// The runner's opening lines, the plan's warnings, then the volumes and network.

@@ -433,8 +433,9 @@ fn sources(plan: &RunPlan) -> String {
         sp.volume, sp.slot
     );
     let clear = format!(
-        "mkdir -p {q} && find {q} -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +",
-        q = shell_escape(dir)
+        "rm -rf {t} && mkdir -p {q} {t} && chmod 0777 {t} && find {q} -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +",
+        q = shell_escape(dir),
+        t = shell_escape(&format!("{dir}.tmp"))
     );
     let (what, clear, copy) = match (sp.strategy, &sp.clean) {
         (Strategy::None, _) => (

@@ -129,20 +129,68 @@ pub fn helper(
     }
 }
 
-/// One line per entry (`<mode hex> <size> <mtime> ./<path>`), the marker with find's status,
-/// then `rm -rf` of the NUL-separated paths cijob writes on stdin (relative to the project
-/// dir), after their length in bytes on a line: the end of stdin does not reach the helper
-/// through every engine connection (ssh), a length does.
+/// The runner's temporary dir made anew, empty and world-writable (what an earlier job's
+/// file variables left goes; the runner's helper makes it with `umask 0000`: a job's user
+/// need not be root), then one line per entry (`<mode hex> <size> <mtime>
+/// ./<path>`), the marker with find's status, then `rm -rf` of the NUL-separated paths cijob
+/// writes on stdin (relative to the project dir), after their length in bytes on a line: the
+/// end of stdin does not reach the helper through every engine connection (ssh), a length
+/// does.
 pub fn helper_script(project_dir: &str) -> String {
     format!(
-        "mkdir -p {dir} && cd {dir} || exit 1\nfind . -exec stat -c '%f %s %Y %n' {{}} +\necho \"{LISTED_MARKER} $?\"\nread -r n && head -c \"$n\" | xargs -0 rm -rf --\n",
-        dir = posix_quote(project_dir)
+        "rm -rf {tmp} && mkdir -p {dir} {tmp} && chmod 0777 {tmp} && cd {dir} || exit 1\nfind . -exec stat -c '%f %s %Y %n' {{}} +\necho \"{LISTED_MARKER} $?\"\nread -r n && head -c \"$n\" | xargs -0 rm -rf --\n",
+        dir = posix_quote(project_dir),
+        tmp = posix_quote(&format!("{project_dir}.tmp")),
     )
 }
 
 /// Single quotes, which every `sh` reads (the fallback helper may be dash).
 fn posix_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The marker the build container's shell ends its answers with: the run's own, so that no
+/// file a job named can end a listing early.
+pub fn shell_marker(run_id: &str) -> String {
+    format!("--cijob-listed-{run_id}--")
+}
+
+/// For the build container's shell, waiting for the script: the helper's listing, in a
+/// subshell (the script's shell keeps its directory), errors dropped (the status says).
+/// The runner's temporary dir is made anew as the helper makes it; when the job's user
+/// cannot (an earlier job's files in it), the listing fails.
+pub fn listing_command(project_dir: &str, marker: &str) -> String {
+    format!(
+        "(rm -rf {tmp} && mkdir -p {dir} {tmp} && chmod 0777 {tmp} && cd {dir} && find . -exec stat -c '%f %s %Y %n' {{}} +) 2>/dev/null; echo \"{marker} $?\"\n",
+        dir = posix_quote(project_dir),
+        tmp = posix_quote(&format!("{project_dir}.tmp")),
+    )
+}
+
+/// For the same shell: `rm -rf` of `paths` (relative to the project dir), as arguments (the
+/// shell's stdin is the script's), in commands of bounded length.
+pub fn removal_command(project_dir: &str, paths: &[String], marker: &str) -> String {
+    const ARGS_LIMIT: usize = 64 * 1024;
+    let mut rms: Vec<String> = Vec::new();
+    for p in paths {
+        let q = posix_quote(p);
+        match rms.last_mut() {
+            Some(rm) if rm.len() + q.len() < ARGS_LIMIT => {
+                rm.push(' ');
+                rm.push_str(&q);
+            }
+            _ => rms.push(format!("rm -rf -- {q}")),
+        }
+    }
+    format!(
+        "(cd {dir} && {rms}) 2>/dev/null; echo \"{marker} $?\"\n",
+        dir = posix_quote(project_dir),
+        rms = if rms.is_empty() {
+            ":".to_string()
+        } else {
+            rms.join(" && ")
+        }
+    )
 }
 
 /// What the job's variables and the flags decide.
@@ -232,11 +280,84 @@ mod tests {
         assert_eq!(h.attach, Attach::Mode("none".into()));
         let script = &h.cmd.as_ref().unwrap()[2];
         assert!(
-            script.starts_with("mkdir -p '/builds/g/it'\\''s'"),
+            script.starts_with(
+                "rm -rf '/builds/g/it'\\''s.tmp' && mkdir -p '/builds/g/it'\\''s' '/builds/g/it'\\''s.tmp' && chmod 0777 "
+            ),
             "{script}"
         );
         assert!(
             script.contains(LISTED_MARKER) && script.contains("head -c \"$n\" | xargs -0 rm -rf")
         );
+    }
+
+    fn sh(script: &str, dir: &std::path::Path) -> String {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn the_build_shell_lists_and_removes_with_the_runs_marker() {
+        let tmp = tempfile::tempdir().unwrap();
+        let project = tmp.path().join("g/it's");
+        let marker = shell_marker("r1");
+        // The project dir is made when missing, and listed.
+        let out = sh(
+            &listing_command(project.to_str().unwrap(), &marker),
+            tmp.path(),
+        );
+        assert!(out.starts_with("41") && out.contains(" .\n"), "{out}");
+        assert!(out.ends_with(&format!("{marker} 0\n")), "{out}");
+        std::fs::write(project.join("a b"), "x").unwrap();
+        std::fs::create_dir(project.join("d")).unwrap();
+        std::fs::write(project.join("d/f"), "x").unwrap();
+        std::fs::write(project.join("keep"), "x").unwrap();
+        let out = sh(
+            &listing_command(project.to_str().unwrap(), &marker),
+            tmp.path(),
+        );
+        assert!(
+            out.contains(" ./a b\n") && out.contains(" ./d/f\n"),
+            "{out}"
+        );
+        let rm = removal_command(
+            project.to_str().unwrap(),
+            &["a b".into(), "d".into()],
+            &marker,
+        );
+        assert_eq!(sh(&rm, tmp.path()), format!("{marker} 0\n"));
+        let mut left: Vec<_> = std::fs::read_dir(&project)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec!["keep"]);
+        // Nothing to remove is a command that succeeds.
+        assert_eq!(
+            sh(
+                &removal_command(project.to_str().unwrap(), &[], &marker),
+                tmp.path()
+            ),
+            format!("{marker} 0\n")
+        );
+        // A failure shows in the status.
+        let out = sh(
+            &listing_command("/proc/1/nonexistent/x", &marker),
+            tmp.path(),
+        );
+        assert_ne!(out, format!("{marker} 0\n"));
+    }
+
+    #[test]
+    fn long_removals_are_split_into_bounded_commands() {
+        let paths: Vec<String> = (0..20_000).map(|i| format!("some/long/path/{i}")).collect();
+        let rm = removal_command("/builds/p", &paths, "M");
+        assert!(rm.matches("rm -rf -- ").count() > 1);
+        assert!(rm.split(" && ").all(|c| c.len() < 70 * 1024));
+        assert_eq!(rm.matches("'some/long/path/").count(), 20_000);
     }
 }

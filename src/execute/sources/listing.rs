@@ -1,7 +1,6 @@
 //! Reading the helper's listing of the project dir: one `<mode hex> <size> <mtime> ./<path>`
 //! line per entry (`stat -c '%f %s %Y %n'`), then the marker with `find`'s exit status.
-
-use crate::plan::sources::LISTED_MARKER;
+//! The build container's shell answers the same way, with its run's marker.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -23,27 +22,63 @@ pub struct Listed {
     pub mtime: i64,
 }
 
-/// Whether the helper's output so far holds the whole listing.
-pub fn complete(out: &[u8]) -> bool {
-    marker_at(out).is_some_and(|at| out[at..].contains(&b'\n'))
+/// The helper's output as it arrives. The marker is looked for in what is new only: the
+/// listing of a big project is megabytes, in chunks of a few kilobytes.
+#[derive(Debug)]
+pub struct Output<'m> {
+    pub bytes: Vec<u8>,
+    marker: &'m str,
+    at: Option<usize>,
 }
 
-fn marker_at(out: &[u8]) -> Option<usize> {
-    let marker = format!("{LISTED_MARKER} ");
+impl<'m> Output<'m> {
+    pub fn new(marker: &'m str) -> Self {
+        Output {
+            bytes: Vec::new(),
+            marker,
+            at: None,
+        }
+    }
+
+    pub fn push(&mut self, chunk: &[u8]) {
+        let seen = self.bytes.len();
+        self.bytes.extend_from_slice(chunk);
+        if self.at.is_none() {
+            // A marker straddling the chunks starts at most this far back, with its newline.
+            let from = seen.saturating_sub(self.marker.len() + 1);
+            self.at = marker_from(&self.bytes, self.marker, from);
+        }
+    }
+
+    /// Whether it holds the whole listing.
+    pub fn complete(&self) -> bool {
+        self.at.is_some_and(|at| self.bytes[at..].contains(&b'\n'))
+    }
+
+    /// The entries, as `parse` reads them.
+    pub fn parse(&self) -> Option<Vec<Listed>> {
+        parse(&self.bytes, self.marker)
+    }
+}
+
+/// Where the marker line starts, looking from `from` on.
+fn marker_from(out: &[u8], marker: &str, from: usize) -> Option<usize> {
+    let marker = format!("{marker} ");
     let m = marker.as_bytes();
-    if out.starts_with(m) {
+    if from == 0 && out.starts_with(m) {
         return Some(0);
     }
-    out.windows(m.len() + 1)
+    out[from..]
+        .windows(m.len() + 1)
         .position(|w| w[0] == b'\n' && &w[1..] == m)
-        .map(|p| p + 1)
+        .map(|p| from + p + 1)
 }
 
 /// The entries, or `None` when the listing cannot be trusted: no marker, `find` failed, or
 /// a line that does not read (a name with a newline in it, for one).
-pub fn parse(out: &[u8]) -> Option<Vec<Listed>> {
-    let at = marker_at(out)?;
-    let status = std::str::from_utf8(&out[at + LISTED_MARKER.len()..])
+pub fn parse(out: &[u8], marker: &str) -> Option<Vec<Listed>> {
+    let at = marker_from(out, marker, 0)?;
+    let status = std::str::from_utf8(&out[at + marker.len()..])
         .ok()?
         .lines()
         .next()?
@@ -88,13 +123,43 @@ fn parse_line(line: &[u8]) -> Option<Listed> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::sources::LISTED_MARKER;
+
+    fn parse(out: &[u8]) -> Option<Vec<Listed>> {
+        super::parse(out, LISTED_MARKER)
+    }
+
+    fn whole(out: &[u8]) -> bool {
+        let mut o = Output::new(LISTED_MARKER);
+        o.push(out);
+        o.complete()
+    }
+
+    #[test]
+    fn the_marker_is_found_across_chunks() {
+        let out = format!("41ff 4096 100 .\n81b6 2 1 ./a\n{LISTED_MARKER} 0\n");
+        for split in 0..out.len() {
+            for second in split..out.len() {
+                let mut o = Output::new(LISTED_MARKER);
+                o.push(&out.as_bytes()[..split]);
+                o.push(&out.as_bytes()[split..second]);
+                assert!(!o.complete(), "{split} {second}");
+                o.push(&out.as_bytes()[second..]);
+                assert!(o.complete(), "{split} {second}");
+            }
+        }
+        // A name that merely contains the marker is not the end.
+        let mut o = Output::new(LISTED_MARKER);
+        o.push(format!("81b6 2 1 ./x{LISTED_MARKER} 0\n").as_bytes());
+        assert!(!o.complete());
+    }
 
     #[test]
     fn reads_the_listing() {
         let out = format!(
             "41ff 4096 100 .\n81b6 2 1577836800 ./f\na1ff 1 1577836800 ./l\n41c0 4096 5 ./d\n81ff 3 7 ./d/with space\n11a4 0 7 ./fifo\n{LISTED_MARKER} 0\n"
         );
-        assert!(complete(out.as_bytes()));
+        assert!(whole(out.as_bytes()));
         let got = parse(out.as_bytes()).unwrap();
         assert_eq!(got.len(), 6);
         assert_eq!(
@@ -117,7 +182,7 @@ mod tests {
     #[test]
     fn what_cannot_be_trusted() {
         // Not finished yet.
-        assert!(!complete(b"41ff 4096 100 .\n"));
+        assert!(!whole(b"41ff 4096 100 .\n"));
         assert_eq!(parse(b"41ff 4096 100 .\n"), None);
         // find failed (a directory it could not read).
         let failed = format!("41ff 4096 100 .\n{LISTED_MARKER} 1\n");

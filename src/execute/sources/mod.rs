@@ -1,7 +1,9 @@
 //! The sources phase: the project volume brought to exactly the working tree, as the
-//! runner's fetch + `git clean` + `git reset --hard` would. A helper container lists the
-//! project dir (what a job did to it is seen there), `diff` decides, the helper removes what
-//! must go, and one tar brings what differs. Runs while the services start.
+//! runner's fetch + `git clean` + `git reset --hard` would. Something in the volume lists the
+//! project dir (what a job did to it is seen there), `diff` decides, the same removes what
+//! must go, and one tar brings what differs. That something is a helper container, started
+//! while the services start; or, for a job without services, the build container's own
+//! shell, already waiting for the script (no container to start).
 
 pub(crate) mod diff;
 pub(crate) mod listing;
@@ -9,23 +11,25 @@ pub(crate) mod manifest;
 pub(crate) mod slot;
 
 use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use bollard::container::LogOutput;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 
 use crate::error::Error;
 use crate::execute::archive;
-use crate::execute::docker::{Engine, Kind, Managed};
+use crate::execute::docker::{Attached, Engine, Kind, Managed};
 use crate::execute::run::ProjectSource;
-use crate::plan::sources::Strategy;
+use crate::plan::sources::{self as plan_sources, Strategy, LISTED_MARKER};
 use crate::plan::RunPlan;
 use crate::project::tree::{self, Entry, Want};
 use crate::ui::Ui;
 use manifest::{Manifest, Record};
 
-/// Bring the volume up to date; returns the lines to log (printed in the runner's order,
-/// after the services' lines, by the caller).
+/// Bring the volume up to date with a helper container; returns the lines to log (printed
+/// in the runner's order, after the services' lines, by the caller).
 pub async fn update(
     engine: &Engine,
     plan: &RunPlan,
@@ -69,58 +73,127 @@ pub async fn update(
     result.map(|()| lines)
 }
 
-async fn with_helper(
+/// Whether the build container's shell can update the volume: a strategy that updates it,
+/// and nothing between the shell and its stdin (an entrypoint could print, or never hand
+/// stdin to the shell).
+pub fn in_build(plan: &RunPlan, entrypoint: &[String]) -> bool {
+    plan.sources.strategy != Strategy::None && entrypoint.iter().all(String::is_empty)
+}
+
+/// The update through the build container's shell (`in_build`), attached and waiting for
+/// the script. `Ok(Err(why))` when the shell could not do it (its image lacks `find` or
+/// `stat`, or its user cannot read or remove something an earlier job left): `update` then
+/// does it, from whatever state this left.
+pub async fn update_in_build(
     engine: &Engine,
     plan: &RunPlan,
     project: &ProjectSource,
-    id: &str,
-    lines: &mut Vec<String>,
-) -> Result<(), Error> {
-    let sp = &plan.sources;
-    if sp.strategy == Strategy::None {
-        // Only the project dir's existence: the job starts there.
-        upload(engine, id, project, Vec::new(), &plan.project_dir).await?;
-        lines.push("Skipping Git repository setup".to_string());
-        return Ok(());
+    build: &str,
+    attached: &mut Attached,
+) -> Result<Result<Vec<String>, &'static str>, Error> {
+    let manifest_path = manifest_path(plan);
+    let host = scan_host(plan, project, manifest_path.clone());
+    let marker = plan_sources::shell_marker(&plan.run_id);
+    let ask = plan_sources::listing_command(&plan.project_dir, &marker);
+    let answer = ask_shell(attached, ask, &marker).await;
+    let listing = match answer.parse() {
+        Some(listing) => listing,
+        None if answer.complete() => return Ok(Err("listing it as the job's user failed")),
+        None => return Ok(Err("the shell ended")),
+    };
+    let d = decide(plan, project, Some(listing), host).await?;
+    if !d.u.delete.is_empty() {
+        let rm = plan_sources::removal_command(&plan.project_dir, &d.u.delete, &marker);
+        let answer = ask_shell(attached, rm, &marker).await;
+        if answer.parse().is_none() {
+            return Ok(Err(if answer.complete() {
+                "removing what an earlier job left failed as the job's user"
+            } else {
+                "the shell ended"
+            }));
+        }
     }
-    let manifest_path = slot::state_dir().map(|d| manifest::path_in(&d, &sp.volume));
+    let mut lines = Vec::new();
+    finish(engine, build, plan, project, d, manifest_path, &mut lines).await?;
+    Ok(Ok(lines))
+}
+
+/// A command to the build container's shell, and its answer. A shell that ends instead of
+/// answering said why on its way out (`shell not found`): that is the job's output.
+async fn ask_shell<'m>(
+    attached: &mut Attached,
+    command: String,
+    marker: &'m str,
+) -> listing::Output<'m> {
+    let sent = attached.input.write_all(command.as_bytes()).await;
+    let (answer, stderr) = read_answer(&mut attached.output, marker).await;
+    if sent.is_err() || !answer.complete() {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(&answer.bytes).and_then(|()| out.flush());
+        crate::execute::stage::write_stderr(&stderr);
+    }
+    answer
+}
+
+/// Where cijob records what the volume holds, if it has a place for state.
+fn manifest_path(plan: &RunPlan) -> Option<PathBuf> {
+    slot::state_dir().map(|d| manifest::path_in(&d, &plan.sources.volume))
+}
+
+type HostScan = tokio::task::JoinHandle<std::io::Result<(Vec<Entry>, Option<Manifest>)>>;
+
+/// The tree the job must see and cijob's record of the volume, read on a blocking thread
+/// while the volume is listed.
+fn scan_host(plan: &RunPlan, project: &ProjectSource, manifest_path: Option<PathBuf>) -> HostScan {
     let (root, files, empty) = (
         project.root.clone(),
         project.files.clone(),
-        sp.strategy == Strategy::Empty,
+        plan.sources.strategy == Strategy::Empty,
     );
-    let mp = manifest_path.clone();
-    let host = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let host = if empty {
             Vec::new()
         } else {
             tree::scan(&root, &files)?
         };
-        Ok::<_, std::io::Error>((host, mp.as_deref().and_then(manifest::load)))
-    });
-    let attached = engine.attach(id).await?;
-    engine.start(id).await?;
-    let mut output = attached.output;
-    let mut listed_bytes = Vec::new();
+        Ok((host, manifest_path.as_deref().and_then(manifest::load)))
+    })
+}
+
+/// Stdout up to the marker's line (or the end of the stream), and stderr meanwhile.
+async fn read_answer<'m, S>(output: &mut S, marker: &'m str) -> (listing::Output<'m>, Vec<u8>)
+where
+    S: Stream<Item = Result<LogOutput, bollard::errors::Error>> + Unpin,
+{
+    let mut listed = listing::Output::new(marker);
     let mut stderr = Vec::new();
-    while !listing::complete(&listed_bytes) {
+    while !listed.complete() {
         match output.next().await {
-            Some(Ok(LogOutput::StdOut { message })) => listed_bytes.extend_from_slice(&message),
+            Some(Ok(LogOutput::StdOut { message })) => listed.push(&message),
             Some(Ok(LogOutput::StdErr { message })) => stderr.extend_from_slice(&message),
             Some(Ok(_)) => {}
             Some(Err(_)) | None => break,
         }
     }
-    if !listing::complete(&listed_bytes) {
-        return Err(Error::Failed(format!(
-            "the helper container ({}) could not list the project volume: it needs sh, find, stat and xargs{}{}",
-            plan.sources.helper.image,
-            if stderr.is_empty() { "" } else { ": " },
-            String::from_utf8_lossy(&stderr).trim()
-        )));
-    }
-    // `None`: the listing cannot be trusted, so the whole project dir goes.
-    let listing = listing::parse(&listed_bytes);
+    (listed, stderr)
+}
+
+/// What the volume must become.
+struct Decided {
+    host: Vec<Entry>,
+    manifest: Option<Manifest>,
+    u: diff::Update,
+}
+
+/// The listing (`None`: it cannot be trusted, so the whole project dir goes), the host and
+/// cijob's record compared.
+async fn decide(
+    plan: &RunPlan,
+    project: &ProjectSource,
+    listing: Option<Vec<listing::Listed>>,
+    host: HostScan,
+) -> Result<Decided, Error> {
+    let sp = &plan.sources;
     let (host, manifest) = host
         .await
         .map_err(|e| Error::Failed(format!("reading the project: {e}")))?
@@ -155,47 +228,37 @@ async fn with_helper(
         // An absolute path: `rm -rf` takes the project dir itself, the tar brings it back.
         u.delete = vec![plan.project_dir.clone()];
     }
-    if u.changes() {
-        if let Some(p) = &manifest_path {
-            manifest::forget(p)
-                .map_err(|e| Error::Failed(format!("removing {}: {e}", p.display())))?;
-        }
-    }
+    Ok(Decided { host, manifest, u })
+}
 
-    // The removals, on the helper's stdin; it exits when they are done.
-    let mut input = attached.input;
-    let mut paths = Vec::new();
-    let length: usize = u.delete.iter().map(|p| p.len() + 1).sum();
-    paths.extend_from_slice(format!("{length}\n").as_bytes());
-    for p in &u.delete {
-        paths.extend_from_slice(p.as_bytes());
-        paths.push(0);
-    }
-    let sent = async {
-        input.write_all(&paths).await?;
-        input.shutdown().await
-    }
-    .await;
-    let drain = async {
-        while let Some(Ok(chunk)) = output.next().await {
-            if let LogOutput::StdErr { message } = chunk {
-                stderr.extend_from_slice(&message);
-            }
-        }
-    };
-    drain.await;
-    let code = engine.wait(id).await?;
-    if code != 0 || sent.is_err() {
-        return Err(Error::Failed(format!(
-            "the helper container ({}) could not update the project volume: exit code {code}{}{}",
-            plan.sources.helper.image,
-            if stderr.is_empty() { "" } else { ": " },
-            String::from_utf8_lossy(&stderr).trim()
-        )));
-    }
+/// After the removals: the tar of what differs into `container` (which mounts the volume),
+/// the new record, the log lines.
+async fn finish(
+    engine: &Engine,
+    container: &str,
+    plan: &RunPlan,
+    project: &ProjectSource,
+    d: Decided,
+    manifest_path: Option<PathBuf>,
+    lines: &mut Vec<String>,
+) -> Result<(), Error> {
+    let Decided { host, manifest, u } = d;
     let entries: Vec<Entry> = u.send.iter().map(|&i| host[i].clone()).collect();
+    if let (true, Some(p)) = (u.uploads(), &manifest_path) {
+        // A file cut short could look like the one recorded: the record goes before the
+        // tar, so an update interrupted here is listed again and never trusted. (Removals
+        // cannot fool it: the listing shows what is gone.)
+        manifest::forget(p).map_err(|e| Error::Failed(format!("removing {}: {e}", p.display())))?;
+    }
     let packed = if u.uploads() {
-        upload(engine, id, project, entries.clone(), &plan.project_dir).await?
+        upload(
+            engine,
+            container,
+            project,
+            entries.clone(),
+            &plan.project_dir,
+        )
+        .await?
     } else {
         Vec::new()
     };
@@ -221,9 +284,69 @@ async fn with_helper(
     Ok(())
 }
 
+async fn with_helper(
+    engine: &Engine,
+    plan: &RunPlan,
+    project: &ProjectSource,
+    id: &str,
+    lines: &mut Vec<String>,
+) -> Result<(), Error> {
+    if plan.sources.strategy == Strategy::None {
+        // Only the project dir's existence: the job starts there.
+        upload(engine, id, project, Vec::new(), &plan.project_dir).await?;
+        lines.push("Skipping Git repository setup".to_string());
+        return Ok(());
+    }
+    let manifest_path = manifest_path(plan);
+    let host = scan_host(plan, project, manifest_path.clone());
+    let attached = engine.attach(id).await?;
+    engine.start(id).await?;
+    let mut output = attached.output;
+    let (listed, mut stderr) = read_answer(&mut output, LISTED_MARKER).await;
+    if !listed.complete() {
+        return Err(Error::Failed(format!(
+            "the helper container ({}) could not list the project volume: it needs sh, find, stat and xargs{}{}",
+            plan.sources.helper.image,
+            if stderr.is_empty() { "" } else { ": " },
+            String::from_utf8_lossy(&stderr).trim()
+        )));
+    }
+    let d = decide(plan, project, listed.parse(), host).await?;
+
+    // The removals, on the helper's stdin; it exits when they are done.
+    let mut input = attached.input;
+    let mut paths = Vec::new();
+    let length: usize = d.u.delete.iter().map(|p| p.len() + 1).sum();
+    paths.extend_from_slice(format!("{length}\n").as_bytes());
+    for p in &d.u.delete {
+        paths.extend_from_slice(p.as_bytes());
+        paths.push(0);
+    }
+    let sent = async {
+        input.write_all(&paths).await?;
+        input.shutdown().await
+    }
+    .await;
+    while let Some(Ok(chunk)) = output.next().await {
+        if let LogOutput::StdErr { message } = chunk {
+            stderr.extend_from_slice(&message);
+        }
+    }
+    let code = engine.wait(id).await?;
+    if code != 0 || sent.is_err() {
+        return Err(Error::Failed(format!(
+            "the helper container ({}) could not update the project volume: exit code {code}{}{}",
+            plan.sources.helper.image,
+            if stderr.is_empty() { "" } else { ": " },
+            String::from_utf8_lossy(&stderr).trim()
+        )));
+    }
+    finish(engine, id, plan, project, d, manifest_path, lines).await
+}
+
 /// The hashes of files whose stat key moved since they were sent.
 async fn hash_suspects(
-    root: &std::path::Path,
+    root: &Path,
     host: &[Entry],
     m: &Manifest,
 ) -> Result<HashMap<usize, manifest::Hash>, Error> {
