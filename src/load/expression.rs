@@ -167,8 +167,19 @@ fn split_pattern(text: &str, min_len: usize) -> Option<(String, &str)> {
     Some((source, &after[flags_len..]))
 }
 
+/// Compiled once per process and pattern: a pipeline repeats the same few patterns in
+/// every job's rules, and compiling is what evaluating them costs.
 fn compile(source: &str) -> Result<Regex, String> {
-    Regex::new(source).map_err(|_| format!("invalid regular expression /{source}/"))
+    thread_local! {
+        static COMPILED: std::cell::RefCell<std::collections::HashMap<String, Regex>> =
+            std::cell::RefCell::default();
+    }
+    if let Some(re) = COMPILED.with(|c| c.borrow().get(source).cloned()) {
+        return Ok(re);
+    }
+    let re = Regex::new(source).map_err(|_| format!("invalid regular expression /{source}/"))?;
+    COMPILED.with(|c| c.borrow_mut().insert(source.to_string(), re.clone()));
+    Ok(re)
 }
 
 fn tokenize(expr: &str) -> Result<Vec<Tok>, String> {
