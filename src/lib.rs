@@ -11,6 +11,7 @@ pub mod cli;
 pub mod error;
 pub(crate) mod execute;
 pub(crate) mod expand;
+pub(crate) mod hex;
 pub mod load;
 pub mod model;
 pub(crate) mod plan;

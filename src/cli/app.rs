@@ -545,8 +545,7 @@ fn project_volume_prefix(cli: &Cli, cwd: &Path) -> Option<String> {
     let location = discover::discover(cwd, cli.file.as_deref(), cli.directory.as_deref()).ok()?;
     let git = git::info(&location.project_root);
     let root = location.project_root.display().to_string();
-    let first = crate::plan::sources::volume_name(&git, &root, 0);
-    Some(first.trim_end_matches('0').to_string())
+    Some(crate::plan::sources::volume_prefix(&git, &root))
 }
 
 async fn clean(
@@ -558,41 +557,31 @@ async fn clean(
     let engine = Engine::connect(endpoint).await?;
     let managed = selector(job);
     let (mut removed, mut shared) = (0, 0);
+    let state = slot::state_dir();
     for o in engine.objects_with(&managed).await? {
-        if leftovers::stale(&o.labels, leftovers::process_alive) {
-            // A project volume stays while a run holds its slot or a container uses it.
-            let _held = if o.labels.get(LABEL_TYPE).map(String::as_str) == Some(TYPE_PROJECT) {
-                let wanted = match volumes {
-                    ProjectVolumes::None => false,
-                    ProjectVolumes::Of(prefix) => o.name.starts_with(prefix.as_str()),
-                    ProjectVolumes::All => true,
-                };
-                if !wanted {
-                    continue;
-                }
-                let held = match slot::state_dir() {
-                    Some(dir) => slot::hold_if_free(&dir, &o.name)?,
-                    None => None,
-                };
-                if held.is_none() || engine.volume_in_use(&o.name).await? {
-                    continue;
-                }
-                held
-            } else {
-                None
-            };
-            if let Err(e) = engine.remove(&o).await {
-                // Mounted by a container created meanwhile: it is in use, not a leftover.
-                if o.kind == Kind::Volume && engine.volume_in_use(&o.name).await.unwrap_or(false) {
-                    continue;
-                }
-                return Err(e);
+        let owner = leftovers::owner(&o.labels, leftovers::process_alive);
+        if !owner.stale() {
+            continue;
+        }
+        let _held = if o.labels.get(LABEL_TYPE).map(String::as_str) == Some(TYPE_PROJECT) {
+            match free_project_volume(&engine, &o.name, volumes, state.as_deref()).await? {
+                Some(held) => Some(held),
+                None => continue,
             }
-            ui.line(&format!("removed {} {}", o.kind.noun(), o.name));
-            removed += 1;
-            if leftovers::owner(&o.labels, leftovers::process_alive) == leftovers::Owner::Shared {
-                shared += 1;
+        } else {
+            None
+        };
+        if let Err(e) = engine.remove(&o).await {
+            // Mounted by a container created meanwhile: it is in use, not a leftover.
+            if o.kind == Kind::Volume && engine.volume_in_use(&o.name).await.unwrap_or(false) {
+                continue;
             }
+            return Err(e);
+        }
+        ui.line(&format!("removed {} {}", o.kind.noun(), o.name));
+        removed += 1;
+        if owner == leftovers::Owner::Shared {
+            shared += 1;
         }
     }
     ui.info(&format!(
@@ -604,6 +593,29 @@ async fn clean(
         }
     ));
     Ok(())
+}
+
+/// A project volume `clean` may remove, held (its slot locked) until it is gone: one of
+/// the chosen projects', whose slot no run holds and which no container uses.
+async fn free_project_volume(
+    engine: &Engine,
+    name: &str,
+    volumes: &ProjectVolumes,
+    state: Option<&Path>,
+) -> Result<Option<std::fs::File>, Error> {
+    let wanted = match volumes {
+        ProjectVolumes::None => false,
+        ProjectVolumes::Of(prefix) => name.starts_with(prefix.as_str()),
+        ProjectVolumes::All => true,
+    };
+    let Some(state) = state.filter(|_| wanted) else {
+        return Ok(None);
+    };
+    let held = slot::hold_if_free(state, name)?;
+    if held.is_none() || engine.volume_in_use(name).await? {
+        return Ok(None);
+    }
+    Ok(held)
 }
 
 /// The label filter for everything of `job`, or everything cijob made.

@@ -376,7 +376,7 @@ fn context(name: &str, from: ContextFrom, env: &Environment) -> Result<Endpoint,
 /// The context store's directory name for a context: the hex SHA-256 of its name.
 pub fn context_id(name: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, name.as_bytes());
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(digest.as_ref())
 }
 
 /// A Docker host address, as `docker -H` accepts it (`host:port` alone is TCP).

@@ -33,9 +33,11 @@ pub fn owner(labels: &HashMap<String, String>, alive: impl Fn(i32) -> bool) -> O
     }
 }
 
-/// What `cijob clean` removes: what cijob made, but not what a live run uses.
-pub fn stale(labels: &HashMap<String, String>, alive: impl Fn(i32) -> bool) -> bool {
-    !matches!(owner(labels, alive), Owner::Live | Owner::Foreign)
+impl Owner {
+    /// What `cijob clean` removes: what cijob made, but not what a live run uses.
+    pub fn stale(self) -> bool {
+        !matches!(self, Owner::Live | Owner::Foreign)
+    }
 }
 
 /// The warning a new run gives when dead runs left objects behind, from each object's kind
@@ -109,13 +111,13 @@ mod tests {
         assert_eq!(owner(&kept, alive), Owner::Kept);
         assert_eq!(owner(&labels(&[]), alive), Owner::Shared);
         assert_eq!(owner(&labels(&[(LABEL_PID, "x")]), alive), Owner::Dead);
-        assert!(stale(&kept, alive) && stale(&dead, alive));
-        assert!(!stale(&labels(&[(LABEL_PID, "100")]), alive));
+        assert!(owner(&kept, alive).stale() && owner(&dead, alive).stale());
+        assert!(!owner(&labels(&[(LABEL_PID, "100")]), alive).stale());
         // Looks like a dead run's, but cijob did not make it.
         let mut foreign = dead.clone();
         foreign.remove(LABEL_MANAGED);
         assert_eq!(owner(&foreign, alive), Owner::Foreign);
-        assert!(!stale(&foreign, alive));
+        assert!(!owner(&foreign, alive).stale());
         assert_eq!(dead_runs_warning([("container", &foreign)], alive), None);
     }
 

@@ -31,10 +31,7 @@ pub fn project_dir(root: &Path, project_root: &Path, slug: &str) -> PathBuf {
         &ring::digest::SHA256,
         canonical.to_string_lossy().as_bytes(),
     );
-    let short: String = digest.as_ref()[..6]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let short = crate::hex::encode(&digest.as_ref()[..6]);
     root.join(format!("{}-{short}", path_component(slug)))
 }
 

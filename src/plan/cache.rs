@@ -189,11 +189,13 @@ fn files_key(
     let digest = if ids.is_empty() {
         "default".to_string()
     } else {
-        hex(ring::digest::digest(
-            &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
-            ids.join("-").as_bytes(),
+        crate::hex::encode(
+            ring::digest::digest(
+                &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+                ids.join("-").as_bytes(),
+            )
+            .as_ref(),
         )
-        .as_ref())
     };
     let prefix = m
         .get("prefix")
@@ -209,10 +211,6 @@ fn files_key(
 
 fn clean_file(f: &str) -> String {
     f.trim().trim_start_matches("./").to_string()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

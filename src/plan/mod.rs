@@ -233,6 +233,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<RunPlan, Error> {
         &volume_name,
         &labels,
         &project_dir,
+        &sources::marker(input.run_id),
     );
     let sources = sources::plan_sources(&variables, cfg.fresh, input.slot, &volume_name, helper)?;
     let h = &runner.host;

@@ -8,7 +8,7 @@ use crate::model::Variable;
 use crate::plan::artifacts::SaveWhen;
 use crate::plan::limits::{self, Resources};
 use crate::plan::script::{self, shell_escape};
-use crate::plan::sources::{Clean, Strategy};
+use crate::plan::sources::{self, Clean, Strategy};
 use crate::plan::spec::{Attach, ContainerSpec, HealthPorts, Labels, NetworkSpec, VolumeSpec};
 use crate::plan::RunPlan;
 
@@ -432,10 +432,10 @@ fn sources(plan: &RunPlan) -> String {
         "# The project volume {} (CI_CONCURRENT_ID={}) outlives the run: cijob lists it, removes\n# what must go and sends only what changed. The same result, copying everything:\n",
         sp.volume, sp.slot
     );
+    let q = shell_escape(dir);
     let clear = format!(
-        "rm -rf {t} && mkdir -p {q} {t} && chmod 0777 {t} && find {q} -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +",
-        q = shell_escape(dir),
-        t = shell_escape(&format!("{dir}.tmp"))
+        "{} && find {q} -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +",
+        sources::fresh_dirs(&q, &shell_escape(&script::temp_project_dir(dir)))
     );
     let (what, clear, copy) = match (sp.strategy, &sp.clean) {
         (Strategy::None, _) => (

@@ -8,15 +8,13 @@ use crate::expand::lookup;
 use crate::model::Variable;
 use crate::plan::labels::{typed, LABEL_MANAGED, LABEL_PROJECT, LABEL_TYPE, TYPE_PROJECT};
 use crate::plan::spec::{Attach, ContainerSpec, Labels, VolumeSpec};
-use crate::plan::BUILDS_DIR;
+use crate::plan::{script, BUILDS_DIR};
 use crate::project::git::GitInfo;
 use crate::project::name_rules::{safe_name, slugify};
 
 /// Built by `fixtures/images/build.sh` (busybox); `CIJOB_HELPER_IMAGE` names another one.
 /// When it is missing the build image plays its part (it needs `sh`, `find`, `stat`, `xargs`).
 pub const HELPER_IMAGE: &str = "cijob/helper:1";
-/// Ends the helper's listing, followed by `find`'s exit status.
-pub const LISTED_MARKER: &str = "--cijob-listed--";
 pub const TYPE_SOURCES: &str = "sources";
 /// The runner's default `GIT_CLEAN_FLAGS`.
 pub const DEFAULT_CLEAN_FLAGS: &str = "-ffdx";
@@ -81,9 +79,14 @@ pub fn clean(variables: &[Variable]) -> Clean {
 /// `cijob-<project>-<hash of its path>-concurrent-<slot>`: two clones of one project never
 /// share a volume, nor do two runs at once (each holds its own slot).
 pub fn volume_name(git: &GitInfo, project_root: &str, slot: u32) -> String {
+    format!("{}{slot}", volume_prefix(git, project_root))
+}
+
+/// What the names of one clone's project volumes start with.
+pub fn volume_prefix(git: &GitInfo, project_root: &str) -> String {
     let slug = slugify(&format!("{}/{}", git.namespace, git.project));
     format!(
-        "cijob-{}-{}-concurrent-{slot}",
+        "cijob-{}-{}-concurrent-",
         safe_name(&slug),
         &crate::cli::runner_config::stable_hash(project_root)[..8]
     )
@@ -110,6 +113,7 @@ pub fn helper(
     volume: &str,
     run_labels: &Labels,
     project_dir: &str,
+    marker: &str,
 ) -> ContainerSpec {
     ContainerSpec {
         name: format!("{prefix}-sources"),
@@ -118,7 +122,7 @@ pub fn helper(
         cmd: Some(vec![
             "sh".to_string(),
             "-c".to_string(),
-            helper_script(project_dir),
+            helper_script(project_dir, marker),
         ]),
         labels: typed(run_labels, TYPE_SOURCES),
         binds: vec![format!("{volume}:{BUILDS_DIR}")],
@@ -129,18 +133,31 @@ pub fn helper(
     }
 }
 
+/// One line per entry of the project dir: `<mode hex> <size> <mtime> ./<path>`.
+const LIST: &str = "find . -exec stat -c '%f %s %Y %n' {} +";
+
 /// The runner's temporary dir made anew, empty and world-writable (what an earlier job's
 /// file variables left goes; the runner's helper makes it with `umask 0000`: a job's user
-/// need not be root), then one line per entry (`<mode hex> <size> <mtime>
-/// ./<path>`), the marker with find's status, then `rm -rf` of the NUL-separated paths cijob
+/// need not be root), and the project dir made if missing; both paths already quoted.
+pub fn fresh_dirs(dir: &str, tmp: &str) -> String {
+    format!("rm -rf {tmp} && mkdir -p {dir} {tmp} && chmod 0777 {tmp}")
+}
+
+/// `fresh_dirs` and a `cd` into the project dir.
+fn enter_project(project_dir: &str) -> String {
+    let dir = posix_quote(project_dir);
+    let tmp = posix_quote(&script::temp_project_dir(project_dir));
+    format!("{} && cd {dir}", fresh_dirs(&dir, &tmp))
+}
+
+/// `LIST`, the marker with find's status, then `rm -rf` of the NUL-separated paths cijob
 /// writes on stdin (relative to the project dir), after their length in bytes on a line: the
 /// end of stdin does not reach the helper through every engine connection (ssh), a length
 /// does.
-pub fn helper_script(project_dir: &str) -> String {
+pub fn helper_script(project_dir: &str, marker: &str) -> String {
     format!(
-        "rm -rf {tmp} && mkdir -p {dir} {tmp} && chmod 0777 {tmp} && cd {dir} || exit 1\nfind . -exec stat -c '%f %s %Y %n' {{}} +\necho \"{LISTED_MARKER} $?\"\nread -r n && head -c \"$n\" | xargs -0 rm -rf --\n",
-        dir = posix_quote(project_dir),
-        tmp = posix_quote(&format!("{project_dir}.tmp")),
+        "{} || exit 1\n{LIST}\necho \"{marker} $?\"\nread -r n && head -c \"$n\" | xargs -0 rm -rf --\n",
+        enter_project(project_dir)
     )
 }
 
@@ -149,21 +166,20 @@ fn posix_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// The marker the build container's shell ends its answers with: the run's own, so that no
-/// file a job named can end a listing early.
-pub fn shell_marker(run_id: &str) -> String {
+/// The marker the helper and the build container's shell end their answers with, followed
+/// by a status: the run's own, so that no file a job named can end a listing early.
+pub fn marker(run_id: &str) -> String {
     format!("--cijob-listed-{run_id}--")
 }
 
 /// For the build container's shell, waiting for the script: the helper's listing, in a
 /// subshell (the script's shell keeps its directory), errors dropped (the status says).
-/// The runner's temporary dir is made anew as the helper makes it; when the job's user
-/// cannot (an earlier job's files in it), the listing fails.
+/// When the job's user cannot make the dirs anew (an earlier job's files in them), the
+/// listing fails.
 pub fn listing_command(project_dir: &str, marker: &str) -> String {
     format!(
-        "(rm -rf {tmp} && mkdir -p {dir} {tmp} && chmod 0777 {tmp} && cd {dir} && find . -exec stat -c '%f %s %Y %n' {{}} +) 2>/dev/null; echo \"{marker} $?\"\n",
-        dir = posix_quote(project_dir),
-        tmp = posix_quote(&format!("{project_dir}.tmp")),
+        "({} && {LIST}) 2>/dev/null; echo \"{marker} $?\"\n",
+        enter_project(project_dir)
     )
 }
 
@@ -275,7 +291,7 @@ mod tests {
 
     #[test]
     fn helper_lists_then_removes_in_the_project_dir() {
-        let h = helper("cijob-t-1", "img", "vol", &vec![], "/builds/g/it's");
+        let h = helper("cijob-t-1", "img", "vol", &vec![], "/builds/g/it's", "M-1");
         assert_eq!(h.binds, vec!["vol:/builds".to_string()]);
         assert_eq!(h.attach, Attach::Mode("none".into()));
         let script = &h.cmd.as_ref().unwrap()[2];
@@ -286,7 +302,8 @@ mod tests {
             "{script}"
         );
         assert!(
-            script.contains(LISTED_MARKER) && script.contains("head -c \"$n\" | xargs -0 rm -rf")
+            script.contains("echo \"M-1 $?\"")
+                && script.contains("head -c \"$n\" | xargs -0 rm -rf")
         );
     }
 
@@ -304,7 +321,7 @@ mod tests {
     fn the_build_shell_lists_and_removes_with_the_runs_marker() {
         let tmp = tempfile::tempdir().unwrap();
         let project = tmp.path().join("g/it's");
-        let marker = shell_marker("r1");
+        let marker = marker("r1");
         // The project dir is made when missing, and listed.
         let out = sh(
             &listing_command(project.to_str().unwrap(), &marker),

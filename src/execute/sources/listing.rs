@@ -55,9 +55,9 @@ impl<'m> Output<'m> {
         self.at.is_some_and(|at| self.bytes[at..].contains(&b'\n'))
     }
 
-    /// The entries, as `parse` reads them.
+    /// The entries, or `None` when there is no marker or the listing cannot be trusted.
     pub fn parse(&self) -> Option<Vec<Listed>> {
-        parse(&self.bytes, self.marker)
+        parse_at(&self.bytes, self.marker, self.at?)
     }
 }
 
@@ -74,10 +74,9 @@ fn marker_from(out: &[u8], marker: &str, from: usize) -> Option<usize> {
         .map(|p| from + p + 1)
 }
 
-/// The entries, or `None` when the listing cannot be trusted: no marker, `find` failed, or
-/// a line that does not read (a name with a newline in it, for one).
-pub fn parse(out: &[u8], marker: &str) -> Option<Vec<Listed>> {
-    let at = marker_from(out, marker, 0)?;
+/// The entries before the marker at `at`, or `None` when the listing cannot be trusted:
+/// `find` failed, or a line does not read (a name with a newline in it, for one).
+fn parse_at(out: &[u8], marker: &str, at: usize) -> Option<Vec<Listed>> {
     let status = std::str::from_utf8(&out[at + marker.len()..])
         .ok()?
         .lines()
@@ -123,10 +122,12 @@ fn parse_line(line: &[u8]) -> Option<Listed> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::sources::LISTED_MARKER;
+    const LISTED_MARKER: &str = "--cijob-listed-r1--";
 
     fn parse(out: &[u8]) -> Option<Vec<Listed>> {
-        super::parse(out, LISTED_MARKER)
+        let mut o = Output::new(LISTED_MARKER);
+        o.push(out);
+        o.parse()
     }
 
     fn whole(out: &[u8]) -> bool {

@@ -69,7 +69,7 @@ pub fn render(manifest: &Manifest) -> String {
             want_code(r.want),
             r.size,
             r.mtime,
-            hex(&r.hash),
+            crate::hex::encode(&r.hash),
             k.mtime,
             k.mtime_nsec,
             k.ctime,
@@ -128,10 +128,6 @@ fn want_code(w: Want) -> char {
         Want::Symlink => 'l',
         Want::Dir => 'd',
     }
-}
-
-fn hex(h: &Hash) -> String {
-    h.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex(s: &str) -> Option<Hash> {

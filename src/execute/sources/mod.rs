@@ -22,7 +22,7 @@ use crate::error::Error;
 use crate::execute::archive;
 use crate::execute::docker::{Attached, Engine, Kind, Managed};
 use crate::execute::run::ProjectSource;
-use crate::plan::sources::{self as plan_sources, Strategy, LISTED_MARKER};
+use crate::plan::sources::{self as plan_sources, Strategy};
 use crate::plan::RunPlan;
 use crate::project::tree::{self, Entry, Want};
 use crate::ui::Ui;
@@ -93,7 +93,7 @@ pub async fn update_in_build(
 ) -> Result<Result<Vec<String>, &'static str>, Error> {
     let manifest_path = manifest_path(plan);
     let host = scan_host(plan, project, manifest_path.clone());
-    let marker = plan_sources::shell_marker(&plan.run_id);
+    let marker = plan_sources::marker(&plan.run_id);
     let ask = plan_sources::listing_command(&plan.project_dir, &marker);
     let answer = ask_shell(attached, ask, &marker).await;
     let listing = match answer.parse() {
@@ -302,7 +302,8 @@ async fn with_helper(
     let attached = engine.attach(id).await?;
     engine.start(id).await?;
     let mut output = attached.output;
-    let (listed, mut stderr) = read_answer(&mut output, LISTED_MARKER).await;
+    let marker = plan_sources::marker(&plan.run_id);
+    let (listed, mut stderr) = read_answer(&mut output, &marker).await;
     if !listed.complete() {
         return Err(Error::Failed(format!(
             "the helper container ({}) could not list the project volume: it needs sh, find, stat and xargs{}{}",
@@ -383,8 +384,12 @@ fn next_manifest(
         return next;
     }
     let Some(old) = old else { return next };
-    for e in host.iter().filter(|e| e.want != Want::Dir) {
-        if next.contains_key(&e.path) || sent.iter().any(|s| s.path == e.path) {
+    let mut was_sent = vec![false; host.len()];
+    for &i in &u.send {
+        was_sent[i] = true;
+    }
+    for (i, e) in host.iter().enumerate().filter(|(_, e)| e.want != Want::Dir) {
+        if was_sent[i] || next.contains_key(&e.path) {
             continue;
         }
         if let Some(r) = old.get(&e.path) {
