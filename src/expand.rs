@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
-use crate::error::{ConfigError, Error};
+use crate::error::Error;
 use crate::model::{Job, Variable};
 
 /// Shell special parameters Go's `os.Expand` recognises as one-character names.
@@ -109,13 +109,7 @@ pub fn expand_all(vars: &[Variable]) -> Vec<Variable> {
 /// runner's. `vars` is in precedence order (later wins). A cycle, which GitLab refuses,
 /// is an error located at the job.
 pub fn job_variables(vars: &[Variable], job: &Job) -> Result<Vec<Variable>, Error> {
-    let expanded = gitlab_expand(vars).map_err(|e| {
-        let message = format!("job \"{}\": {e}", job.name);
-        Error::Config(match &job.location {
-            Some(l) => ConfigError::new(message).in_file(&l.file).at(l.line, None),
-            None => ConfigError::new(message),
-        })
-    })?;
+    let expanded = gitlab_expand(vars).map_err(|e| job.error(&e.to_string()))?;
     Ok(expand_all(&expanded))
 }
 

@@ -72,6 +72,19 @@ pub struct Job {
     pub resolved: Value,
 }
 
+impl Job {
+    /// An error in this job's definition: `job "NAME": message`, at the job's key.
+    pub fn error(&self, message: &str) -> crate::error::Error {
+        let message = format!("job \"{}\": {message}", self.name);
+        crate::error::Error::Config(match &self.location {
+            Some(l) => crate::error::ConfigError::new(message)
+                .in_file(&l.file)
+                .at(l.line, None),
+            None => crate::error::ConfigError::new(message),
+        })
+    }
+}
+
 impl Default for Job {
     /// A job as GitLab reads an empty one: stage `test`, not parallel, nothing set.
     fn default() -> Self {

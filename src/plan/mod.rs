@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::config::{DebugMode, RunConfig};
-use crate::error::{ConfigError, Error};
+use crate::error::Error;
 use crate::execute::auth;
 use crate::expand::lookup;
 use crate::model::{AllowFailure, Job, PullPolicy, Variable};
@@ -258,7 +258,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<RunPlan, Error> {
     let build = build::plan_build(job, &runner, image, &variables, &services, &shared)?;
     warnings.extend(runner.warning());
 
-    let located = |e: String| job_error(job, &e);
+    let located = |e: String| job.error(&e);
     let handover = input.handover;
     let caches = cache::plan_caches(
         job,
@@ -307,14 +307,6 @@ pub fn plan(input: &PlanInput<'_>) -> Result<RunPlan, Error> {
 }
 
 /// A problem with one of the job's keywords, located at the job.
-fn job_error(job: &Job, message: &str) -> Error {
-    let message = format!("job \"{}\": {message}", job.name);
-    Error::Config(match &job.location {
-        Some(l) => ConfigError::new(message).in_file(&l.file).at(l.line, None),
-        None => ConfigError::new(message),
-    })
-}
-
 /// `--wait-for-services-timeout`, else config.toml's, else 30 s; 0 means the default and a
 /// negative value skips the check, as in the runner.
 fn services_timeout(cfg: &RunConfig, runner: Option<i64>) -> Option<Duration> {
