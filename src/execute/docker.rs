@@ -754,7 +754,9 @@ impl Engine {
         Ok(!self.list_containers(filter).await?.is_empty())
     }
 
-    /// All containers, running or not, that match the filters.
+    /// All containers, running or not, that match the filters. Podman briefly reports a
+    /// container that just exited as `stopped`, a state bollard cannot read: such a listing
+    /// is asked again (for 2 s at most) until it settles.
     async fn list_containers(
         &self,
         filters: HashMap<String, Vec<String>>,
@@ -764,10 +766,18 @@ impl Engine {
             filters: Some(filters),
             ..Default::default()
         };
-        self.docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|e| self.err("listing containers", e))
+        let mut retries = 20;
+        loop {
+            match self.docker.list_containers(Some(options.clone())).await {
+                Err(BollardError::JsonDataError { .. } | BollardError::JsonSerdeError { .. })
+                    if retries > 0 =>
+                {
+                    retries -= 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                listed => return listed.map_err(|e| self.err("listing containers", e)),
+            }
+        }
     }
 
     /// Containers, networks and volumes carrying `label`, in removal order.

@@ -82,32 +82,38 @@ async fn job(
     ui: &Ui,
 ) -> Result<(), Error> {
     prepare(engine, plan, ui).await?;
-    let (build, attached, sources) =
-        if plan.debug == DebugMode::Off && project.files.len() <= OVERLAP_ABOVE_FILES {
+    // A helper updates the project volume while the services start and are checked and the
+    // build container is created and started (the runner does one after the other, but none
+    // of them needs the others' result); else the build container's shell does it after.
+    let overlap = plan.debug != DebugMode::Off || project.files.len() > OVERLAP_ABOVE_FILES;
+    let (built, early) = futures_util::join!(
+        async {
             let services = start_services(engine, plan, ui).await?;
             check_services(engine, plan, &services, ui).await?;
-            build_then_sources(engine, plan, project, &services, ui).await?
-        } else {
-            // The project volume is updated while the services start and are checked and the
-            // build container is created: the runner does one after the other, but none of
-            // them needs the others' result.
-            let (build, sources) = futures_util::join!(
-                async {
-                    let services = start_services(engine, plan, ui).await?;
-                    check_services(engine, plan, &services, ui).await?;
-                    let build = create_build(engine, plan, &services, ui).await?;
-                    let attached = if plan.debug == DebugMode::Off {
-                        Some(start_attached(engine, &build).await?)
-                    } else {
-                        None
-                    };
-                    Ok::<_, Error>((build, attached))
-                },
-                sources::update(engine, plan, project, ui)
-            );
-            let (build, attached) = build?;
-            (build, attached, sources?)
-        };
+            let build = create_build(engine, plan, &services, ui).await?;
+            let attached = if overlap && plan.debug == DebugMode::Off {
+                Some(start_attached(engine, &build).await?)
+            } else {
+                None
+            };
+            Ok::<_, Error>((build, attached))
+        },
+        async {
+            if overlap {
+                Some(sources::update(engine, plan, project, ui).await)
+            } else {
+                None
+            }
+        }
+    );
+    let (build, attached) = built?;
+    let (attached, sources) = match early {
+        Some(lines) => (attached, lines?),
+        None => {
+            let (attached, lines) = sources_after_build(engine, plan, project, &build, ui).await?;
+            (Some(attached), lines)
+        }
+    };
     get_sources(plan, &sources, ui);
     cache::restore(engine, plan, &build, ui).await?;
     artifacts::download(engine, plan, &build, ui).await?;
@@ -165,36 +171,33 @@ async fn job(
 /// The build container starts and its shell updates the project volume when it can, so that
 /// no helper container starts; the helper does it otherwise, while the build container
 /// starts.
-async fn build_then_sources(
+async fn sources_after_build(
     engine: &Engine,
     plan: &RunPlan,
     project: &ProjectSource,
-    services: &[Started<'_>],
+    build: &str,
     ui: &Ui,
-) -> Result<(String, Option<Attached>, Vec<String>), Error> {
-    let build = create_build(engine, plan, services, ui).await?;
-    let entrypoint = engine.inspect(&build).await?.entrypoint;
-    if sources::in_build(plan, &entrypoint) {
-        let mut attached = start_attached(engine, &build).await?;
-        let lines = match sources::update_in_build(engine, plan, project, &build, &mut attached)
-            .await?
-        {
-            Ok(lines) => lines,
-            Err(why) => {
-                let mut lines = vec![format!(
-                        "The job's shell could not update the project volume ({why}): a helper container does it"
-                    )];
-                lines.extend(sources::update(engine, plan, project, ui).await?);
-                lines
-            }
-        };
-        return Ok((build, Some(attached), lines));
+) -> Result<(Attached, Vec<String>), Error> {
+    let entrypoint = engine.inspect(build).await?.entrypoint;
+    if !sources::in_build(plan, &entrypoint) {
+        let (attached, lines) = futures_util::join!(
+            start_attached(engine, build),
+            sources::update(engine, plan, project, ui)
+        );
+        return Ok((attached?, lines?));
     }
-    let (attached, lines) = futures_util::join!(
-        start_attached(engine, &build),
-        sources::update(engine, plan, project, ui)
-    );
-    Ok((build, Some(attached?), lines?))
+    let mut attached = start_attached(engine, build).await?;
+    let lines = match sources::update_in_build(engine, plan, project, build, &mut attached).await? {
+        Ok(lines) => lines,
+        Err(why) => {
+            let mut lines = vec![format!(
+                "The job's shell could not update the project volume ({why}): a helper container does it"
+            )];
+            lines.extend(sources::update(engine, plan, project, ui).await?);
+            lines
+        }
+    };
+    Ok((attached, lines))
 }
 
 /// The build container's shell started, waiting on stdin for the script.
@@ -433,17 +436,7 @@ async fn stop_everything(engine: &Engine, run_id: &str) {
 /// that never comes.
 pub async fn cleanup(engine: &Engine, run_id: &str) -> Result<(), Error> {
     engine.probe().await?;
-    // Podman briefly reports a container that just exited as `stopped`, a state bollard does
-    // not read: the listing fails until it settles (the helper exits just before cleanup).
-    let mut listed = engine.objects_with(&format!("{LABEL_RUN}={run_id}")).await;
-    for _ in 0..20 {
-        if listed.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        listed = engine.objects_with(&format!("{LABEL_RUN}={run_id}")).await;
-    }
-    let Ok(objects) = listed else {
+    let Ok(objects) = engine.objects_with(&format!("{LABEL_RUN}={run_id}")).await else {
         return Ok(());
     };
     // Containers together, then what they used.
