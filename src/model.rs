@@ -73,6 +73,12 @@ pub struct Job {
 }
 
 impl Job {
+    /// Whether `needs:`/`dependencies:` naming `name` mean this job: its name, or a parallel
+    /// job's base name for each of its instances.
+    pub fn answers_to(&self, name: &str) -> bool {
+        self.name == name || (self.node_index.is_some() && self.base_name == name)
+    }
+
     /// An error in this job's definition: `job "NAME": message`, at the job's key.
     pub fn error(&self, message: &str) -> crate::error::Error {
         let message = format!("job \"{}\": {message}", self.name);

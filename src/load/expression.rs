@@ -20,7 +20,8 @@ use regex::Regex;
 pub enum Expr {
     Var(String),
     Str(String),
-    Pattern(String),
+    /// Compiled when parsed: evaluated once per job.
+    Pattern(Regex),
     Null,
     Compare(Box<Expr>, Op, Box<Expr>),
     And(Box<Expr>, Box<Expr>),
@@ -37,14 +38,14 @@ pub enum Op {
 
 /// A value during evaluation, as Ruby sees it.
 #[derive(Debug, Clone)]
-enum Val {
+enum Val<'e> {
     Nil,
     Bool(bool),
     Str(String),
-    Re(Regex),
+    Re(&'e Regex),
 }
 
-impl Val {
+impl Val<'_> {
     /// Ruby truthiness (`&&`, `||`): only nil and false are false.
     fn truthy(&self) -> bool {
         !matches!(self, Val::Nil | Val::Bool(false))
@@ -79,11 +80,11 @@ impl Val {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 enum Tok {
     Var(String),
     Str(String),
-    Pattern(String),
+    Pattern(Regex),
     Null,
     Op(&'static str),
     Open,
@@ -167,19 +168,8 @@ fn split_pattern(text: &str, min_len: usize) -> Option<(String, &str)> {
     Some((source, &after[flags_len..]))
 }
 
-/// Compiled once per process and pattern: a pipeline repeats the same few patterns in
-/// every job's rules, and compiling is what evaluating them costs.
 fn compile(source: &str) -> Result<Regex, String> {
-    thread_local! {
-        static COMPILED: std::cell::RefCell<std::collections::HashMap<String, Regex>> =
-            std::cell::RefCell::default();
-    }
-    if let Some(re) = COMPILED.with(|c| c.borrow().get(source).cloned()) {
-        return Ok(re);
-    }
-    let re = Regex::new(source).map_err(|_| format!("invalid regular expression /{source}/"))?;
-    COMPILED.with(|c| c.borrow_mut().insert(source.to_string(), re.clone()));
-    Ok(re)
+    Regex::new(source).map_err(|_| format!("invalid regular expression /{source}/"))
 }
 
 fn tokenize(expr: &str) -> Result<Vec<Tok>, String> {
@@ -214,8 +204,7 @@ fn tokenize(expr: &str) -> Result<Vec<Tok>, String> {
                 // GitLab's lexer wants two characters or more between the slashes.
                 let (source, after) = split_pattern(rest, 2)
                     .ok_or_else(|| format!("{SYNTAX_ERROR}: cannot read the regular expression"))?;
-                compile(&source)?;
-                (Tok::Pattern(source), rest.len() - after.len())
+                (Tok::Pattern(compile(&source)?), rest.len() - after.len())
             }
             _ => {
                 let op = ["==", "!=", "=~", "!~", "&&", "||"]
@@ -254,7 +243,7 @@ impl Parser<'_> {
 
     fn or(&mut self) -> Result<Expr, String> {
         let mut e = self.and()?;
-        while self.peek() == Some(&Tok::Op("||")) {
+        while matches!(self.peek(), Some(Tok::Op("||"))) {
             self.pos += 1;
             e = Expr::Or(Box::new(e), Box::new(self.and()?));
         }
@@ -263,7 +252,7 @@ impl Parser<'_> {
 
     fn and(&mut self) -> Result<Expr, String> {
         let mut e = self.comparison()?;
-        while self.peek() == Some(&Tok::Op("&&")) {
+        while matches!(self.peek(), Some(Tok::Op("&&"))) {
             self.pos += 1;
             e = Expr::And(Box::new(e), Box::new(self.comparison()?));
         }
@@ -297,7 +286,7 @@ impl Parser<'_> {
             Tok::Null => Expr::Null,
             Tok::Open => {
                 let e = self.or()?;
-                if self.peek() != Some(&Tok::Close) {
+                if !matches!(self.peek(), Some(Tok::Close)) {
                     return Err(format!("{SYNTAX_ERROR}: unbalanced parentheses"));
                 }
                 self.pos += 1;
@@ -315,11 +304,11 @@ impl Expr {
     }
 
     /// `None`: a run-time error (an invalid regular expression in a variable).
-    fn eval(&self, vars: &dyn Fn(&str) -> Option<String>) -> Option<Val> {
+    fn eval(&self, vars: &dyn Fn(&str) -> Option<String>) -> Option<Val<'_>> {
         Some(match self {
             Expr::Var(n) => vars(n).map_or(Val::Nil, Val::Str),
             Expr::Str(s) => Val::Str(s.clone()),
-            Expr::Pattern(p) => Val::Re(compile(p).ok()?),
+            Expr::Pattern(re) => Val::Re(re),
             Expr::Null => Val::Nil,
             Expr::And(l, r) => {
                 let l = l.eval(vars)?;

@@ -7,6 +7,8 @@
 //! path segment, `**/` is any number of directories, `{a,b}` alternatives; `$VARIABLES` in
 //! them are expanded).
 
+use std::sync::Arc;
+
 use regex::Regex;
 
 use crate::load::expression;
@@ -20,20 +22,20 @@ pub trait Project {
     /// Paths (relative, `/`-separated) that changed against `compare_to`, or the default
     /// branch. `None` when it cannot be known: `changes` then matches, as GitLab does for
     /// pipelines without a base (new branches, tags).
-    fn changed_files(&self, compare_to: Option<&str>) -> Option<Vec<String>>;
+    fn changed_files(&self, compare_to: Option<&str>) -> Option<Arc<[String]>>;
     /// The project's files (relative, `/`-separated).
-    fn files(&self) -> Vec<String>;
+    fn files(&self) -> &[String];
 }
 
 /// A project that cannot be looked at (a remote include): nothing exists, changes unknown.
 pub struct Nowhere;
 
 impl Project for Nowhere {
-    fn changed_files(&self, _: Option<&str>) -> Option<Vec<String>> {
+    fn changed_files(&self, _: Option<&str>) -> Option<Arc<[String]>> {
         None
     }
-    fn files(&self) -> Vec<String> {
-        Vec::new()
+    fn files(&self) -> &[String] {
+        &[]
     }
 }
 
@@ -110,7 +112,7 @@ pub fn matches(
     }
     if let Some(exists) = rule.get("exists") {
         let (patterns, _) = paths(exists, "exists", vars)?;
-        if !any_match(&patterns, &project.files(), MAX_EXISTS_CHECKS)? {
+        if !any_match(&patterns, project.files(), MAX_EXISTS_CHECKS)? {
             return Ok(false);
         }
     }
@@ -265,27 +267,29 @@ mod tests {
 
     struct Fake {
         changed: Option<Vec<&'static str>>,
-        files: Vec<&'static str>,
+        files: Vec<String>,
     }
 
     impl Project for Fake {
-        fn changed_files(&self, compare_to: Option<&str>) -> Option<Vec<String>> {
+        fn changed_files(&self, compare_to: Option<&str>) -> Option<Arc<[String]>> {
             if compare_to == Some("refs/heads/other") {
-                return Some(vec![]);
+                return Some(Arc::from([]));
             }
             self.changed
                 .as_ref()
                 .map(|c| c.iter().map(|s| s.to_string()).collect())
         }
-        fn files(&self) -> Vec<String> {
-            self.files.iter().map(|s| s.to_string()).collect()
+        fn files(&self) -> &[String] {
+            &self.files
         }
     }
 
     fn project() -> Fake {
         Fake {
             changed: Some(vec!["docs/guide/intro.md", "src/main.rs"]),
-            files: vec!["Dockerfile", "src/main.rs", "docs/a.md", ".hidden/x.yml"],
+            files: ["Dockerfile", "src/main.rs", "docs/a.md", ".hidden/x.yml"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 

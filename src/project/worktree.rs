@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::load::rules::Project;
 use crate::project::git;
@@ -18,7 +18,7 @@ pub struct Worktree {
     root: PathBuf,
     default_branch: String,
     files: OnceLock<Vec<String>>,
-    changes: Mutex<HashMap<Option<String>, Option<Vec<String>>>>,
+    changes: Mutex<HashMap<Option<String>, Changed>>,
 }
 
 impl Worktree {
@@ -94,25 +94,26 @@ impl Worktree {
     }
 }
 
+/// What changed against one base, `None` when it cannot be known.
+type Changed = Option<Arc<[String]>>;
+
 impl Project for Worktree {
-    fn changed_files(&self, compare_to: Option<&str>) -> Option<Vec<String>> {
+    fn changed_files(&self, compare_to: Option<&str>) -> Option<Arc<[String]>> {
         let mut cache = self.changes.lock().unwrap_or_else(|e| e.into_inner());
         cache
             .entry(compare_to.map(str::to_string))
-            .or_insert_with(|| self.compute_changes(compare_to))
+            .or_insert_with(|| self.compute_changes(compare_to).map(Arc::from))
             .clone()
     }
 
-    fn files(&self) -> Vec<String> {
-        self.files
-            .get_or_init(|| {
-                git::project_files(&self.root)
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|p| p.to_string_lossy().replace('\\', "/"))
-                    .collect()
-            })
-            .clone()
+    fn files(&self) -> &[String] {
+        self.files.get_or_init(|| {
+            git::project_files(&self.root)
+                .unwrap_or_default()
+                .iter()
+                .map(|p| p.to_string_lossy().replace('\\', "/"))
+                .collect()
+        })
     }
 }
 
@@ -162,12 +163,12 @@ mod tests {
 
         let w = Worktree::new(d, "main");
         assert_eq!(
-            w.changed_files(None).unwrap(),
+            *w.changed_files(None).unwrap(),
             ["a.txt", "docs/x.md", "new.txt"]
         );
         // Against the feature branch itself: only what is not committed.
         assert_eq!(
-            w.changed_files(Some("refs/heads/feature")).unwrap(),
+            *w.changed_files(Some("refs/heads/feature")).unwrap(),
             ["a.txt", "new.txt"]
         );
         assert_eq!(w.changed_files(Some("no-such-branch")), None);

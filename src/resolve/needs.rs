@@ -42,12 +42,12 @@ pub fn parse(job: &Job) -> Result<Option<Needs>, String> {
 pub fn parse_value(value: Option<&Value>) -> Result<Option<Needs>, String> {
     let list = match value {
         None | Some(Value::Null) => return Ok(None),
-        Some(Value::Sequence(list)) => list.clone(),
+        Some(Value::Sequence(list)) => list.as_slice(),
         // A single entry is accepted as a list of one, as GitLab does.
-        Some(one) => vec![one.clone()],
+        Some(one) => std::slice::from_ref(one),
     };
     let mut needs = Needs::default();
-    for entry in &list {
+    for entry in list {
         match entry {
             Value::String(name) => needs.jobs.push(Need {
                 job: name.clone(),
@@ -131,7 +131,7 @@ fn named<'a>(pipeline: &'a Pipeline, name: &str) -> Vec<&'a Job> {
     }
     pipeline
         .included()
-        .filter(|j| j.node_index.is_some() && j.base_name == name)
+        .filter(|j| j.answers_to(name))
         .collect()
 }
 

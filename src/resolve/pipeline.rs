@@ -81,6 +81,7 @@ pub struct Loaded {
 
 /// Load with explicit include options (server, token, cache, offline behaviour).
 pub fn load_with(location: &ConfigLocation, options: &LoadOptions) -> Result<Loaded, ConfigError> {
+    let options = &*options.with_project(&location.project_root);
     let mut merged = include::load_with(&location.project_root, &location.file, options)?;
     let mut warnings = std::mem::take(&mut merged.warnings);
     if !merged.missing.is_empty() {
@@ -92,15 +93,9 @@ pub fn load_with(location: &ConfigLocation, options: &LoadOptions) -> Result<Loa
         }
     }
     let lenient = !merged.missing.is_empty();
-    let worktree;
     let project: &dyn Project = match &options.project {
         Some(p) => p.as_ref(),
-        None => {
-            let default_branch = options.default_branch.as_deref().unwrap_or("main");
-            worktree =
-                crate::project::worktree::Worktree::new(&location.project_root, default_branch);
-            &worktree
-        }
+        None => &crate::load::rules::Nowhere,
     };
     let context = RulesContext {
         predefined: pipeline_variables(options),

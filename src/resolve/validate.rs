@@ -115,7 +115,7 @@ pub fn references(
 ) -> Result<(), (String, String)> {
     let stage_of = |name: &str| {
         jobs.iter()
-            .find(|j| j.base_name == name || j.name == name)
+            .find(|j| j.answers_to(name))
             .map(|j| j.stage.as_str())
             .or_else(|| {
                 others
@@ -180,7 +180,7 @@ pub fn needs_in_pipeline(jobs: &[Job]) -> Result<(), (String, String)> {
         for need in needs_of(job.needs.as_ref()) {
             let present = jobs
                 .iter()
-                .any(|j| (j.base_name == need.job || j.name == need.job) && j.excluded.is_none());
+                .any(|j| j.answers_to(&need.job) && j.excluded.is_none());
             if !present && !need.optional {
                 return Err((
                     job.name.clone(),

@@ -44,6 +44,7 @@ pub const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Load `file` and everything it includes, relative to `root`.
 pub fn load_with(root: &Path, file: &Path, options: &LoadOptions) -> Result<Merged, ConfigError> {
+    let options = &*options.with_project(root);
     let vars = options
         .server_variables()
         .into_iter()
@@ -214,17 +215,9 @@ impl Ctx<'_> {
                 if let Some(rules) = &entry.rules {
                     let vars = &self.vars;
                     let lookup = |k: &str| vars.get(k).cloned();
-                    let local;
+                    // A remote file's `exists` cannot look at this project.
                     let project: &dyn rules::Project = match (&origin, &self.options.project) {
                         (Origin::Local, Some(p)) => p.as_ref(),
-                        (Origin::Local, None) => {
-                            let default_branch =
-                                self.options.default_branch.as_deref().unwrap_or("main");
-                            local =
-                                crate::project::worktree::Worktree::new(self.root, default_branch);
-                            &local
-                        }
-                        // A remote file's `exists` cannot look at this project.
                         _ => &rules::Nowhere,
                     };
                     let taken = rules::evaluate(rules, &lookup, project)

@@ -73,7 +73,8 @@ pub struct LoadOptions {
     pub overrides: Vec<(String, String)>,
     /// The branch `rules:changes` compares with when a rule has no `compare_to`.
     pub default_branch: Option<String>,
-    /// What `rules:changes`/`exists` look at. `None`: the worktree at the project root.
+    /// What `rules:changes`/`exists` look at. `None`: the worktree at the project root
+    /// (`with_project`).
     pub project: Option<Arc<dyn crate::load::rules::Project + Send + Sync>>,
 }
 
@@ -122,6 +123,23 @@ impl LoadOptions {
         options.variables = crate::project::predefined::pipeline_variables(git, &[]);
         options.default_branch = Some(git.default_branch.clone());
         options
+    }
+
+    /// These options with a `project` for the whole load: the worktree at `root` unless one
+    /// is given. One, so that git is asked once (its answers are kept) for every include's
+    /// and job's rules.
+    pub fn with_project(&self, root: &std::path::Path) -> std::borrow::Cow<'_, Self> {
+        if self.project.is_some() {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let default_branch = self.default_branch.as_deref().unwrap_or("main");
+        std::borrow::Cow::Owned(Self {
+            project: Some(Arc::new(crate::project::worktree::Worktree::new(
+                root,
+                default_branch,
+            ))),
+            ..self.clone()
+        })
     }
 
     /// `--var` values: predefined variables follow them (`CI_PIPELINE_SOURCE`), and they win
