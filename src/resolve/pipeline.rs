@@ -508,7 +508,7 @@ fn resolve(
             .unwrap_or(usize::MAX)
     });
     let checks = validate::references(&jobs, &stages, &triggers)
-        .and_then(|()| validate::needs_in_pipeline(&jobs));
+        .and_then(|()| validate::needs_in_pipeline(&jobs, &triggers));
     if let Err((job, message)) = checks {
         let base = jobs
             .iter()

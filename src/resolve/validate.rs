@@ -174,13 +174,18 @@ pub fn references(
 }
 
 /// The pipeline check (after rules): a job in the pipeline must not need a job that rules,
-/// `only` or `except` leave out, unless the need is optional.
-pub fn needs_in_pipeline(jobs: &[Job]) -> Result<(), (String, String)> {
+/// `only` or `except` leave out, unless the need is optional. `triggers` (name, stage) are
+/// in the pipeline too.
+pub fn needs_in_pipeline(
+    jobs: &[Job],
+    triggers: &[(String, String)],
+) -> Result<(), (String, String)> {
     for job in jobs.iter().filter(|j| j.excluded.is_none()) {
         for need in needs_of(job.needs.as_ref()) {
             let present = jobs
                 .iter()
-                .any(|j| j.answers_to(&need.job) && j.excluded.is_none());
+                .any(|j| j.answers_to(&need.job) && j.excluded.is_none())
+                || triggers.iter().any(|(n, _)| *n == need.job);
             if !present && !need.optional {
                 return Err((
                     job.name.clone(),
@@ -339,7 +344,7 @@ mod tests {
         let mut build = job("build", "build", "");
         build.excluded = Some("rules: no rule matched".into());
         let test = job("test", "test", "needs: [build]");
-        let e = needs_in_pipeline(&[build.clone(), test]).unwrap_err();
+        let e = needs_in_pipeline(&[build.clone(), test], &[]).unwrap_err();
         assert_eq!(e.0, "test");
         assert!(
             e.1.starts_with(
@@ -349,10 +354,19 @@ mod tests {
             e.1
         );
         let optional = job("test", "test", "needs: [{job: build, optional: true}]");
-        assert_eq!(needs_in_pipeline(&[build.clone(), optional]), Ok(()));
+        assert_eq!(needs_in_pipeline(&[build.clone(), optional], &[]), Ok(()));
         // an excluded job's own needs do not count
         let mut gone = job("test", "test", "needs: [build]");
         gone.excluded = Some("x".into());
-        assert_eq!(needs_in_pipeline(&[build, gone]), Ok(()));
+        assert_eq!(needs_in_pipeline(&[build.clone(), gone], &[]), Ok(()));
+        // A trigger job is in the pipeline, though not among the jobs a runner runs.
+        let on_trigger = job("test", "test", "needs: [downstream]");
+        assert_eq!(
+            needs_in_pipeline(
+                &[build, on_trigger],
+                &[("downstream".into(), "deploy".into())]
+            ),
+            Ok(())
+        );
     }
 }
