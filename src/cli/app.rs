@@ -366,11 +366,11 @@ fn handover(
     handover.received = needs::sources(pipeline, job)
         .map_err(|e| Error::Config(ConfigError::new(e)))?
         .into_iter()
-        // Only a job with `artifacts:` has anything to hand over.
+        // Only a job that stores artifacts has anything to hand over.
         .filter(|s| {
             pipeline
                 .job(&s.job)
-                .is_some_and(|j| j.artifacts.as_ref().is_some_and(|a| !a.is_null()))
+                .is_some_and(crate::plan::artifacts::hands_over)
         })
         .map(|s| {
             let dir = handover.artifacts_dir(&s.job);

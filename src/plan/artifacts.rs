@@ -138,6 +138,13 @@ pub fn plan_artifacts(
     }))
 }
 
+/// Whether a job hands artifacts to the jobs after it: what `plan_artifacts` collects
+/// (`expire_in` or a test report alone stores nothing here). A malformed `artifacts:` counts:
+/// the job's own run reports it.
+pub fn hands_over(job: &Job) -> bool {
+    !matches!(plan_artifacts(job, &[], PathBuf::new()), Ok(None))
+}
+
 /// A string or a list of strings (`None`: empty).
 pub fn strings(value: Option<&Value>, what: &str) -> Result<Vec<String>, String> {
     match value {
@@ -208,6 +215,18 @@ mod tests {
             artifacts: Some(serde_yaml::from_str(artifacts).unwrap()),
             ..Job::default()
         }
+    }
+
+    #[test]
+    fn only_what_stores_something_hands_over() {
+        assert!(hands_over(&job("paths: [out/]")));
+        assert!(hands_over(&job("untracked: true")));
+        assert!(hands_over(&job("reports: {dotenv: build.env}")));
+        assert!(!hands_over(&job("expire_in: 1 week")));
+        assert!(!hands_over(&job("reports: {junit: report.xml}")));
+        assert!(!hands_over(&Job::default()));
+        // Malformed: counted, the job's own run says what is wrong.
+        assert!(hands_over(&job("[not, a, mapping]")));
     }
 
     #[test]
