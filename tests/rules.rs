@@ -194,6 +194,11 @@ fn validation_errors_are_gitlabs_with_file_and_line() {
             ".gitlab-ci.yml:1: test job: undefined need: biuld",
         ),
         (
+            // A matching rule's own `needs:` does not hide the job's.
+            "build:\n  stage: build\n  script: [x]\ntest:\n  script: [x]\n  needs: [nope]\n  rules:\n    - if: $CI_COMMIT_BRANCH\n      needs: [build]\n",
+            ".gitlab-ci.yml:4: test job: undefined need: nope",
+        ),
+        (
             "build:\n  stage: build\n  script: [x]\n  needs: [deploy]\ndeploy:\n  stage: deploy\n  script: [x]\n",
             ".gitlab-ci.yml:1: build job: need deploy is not defined in current or prior stages",
         ),

@@ -466,17 +466,6 @@ fn resolve(
             return Err(job_err(conflict));
         }
         let built = job_model::build(name, job, &inherited, location)
-            .and_then(|mut instances| {
-                for j in &mut instances {
-                    match &flow.not_created {
-                        Some(why) => {
-                            j.excluded = Some(format!("workflow: pipeline not created ({why})"))
-                        }
-                        None => apply_rules(j, context).map_err(|m| format!("jobs:{name}:{m}"))?,
-                    }
-                }
-                Ok(instances)
-            })
             .map_err(&job_err)
             .and_then(|built| match built.first() {
                 // GitLab's words.
@@ -507,8 +496,33 @@ fn resolve(
             .position(|s| *s == j.stage)
             .unwrap_or(usize::MAX)
     });
-    let checks = validate::references(&jobs, &stages, &triggers)
-        .and_then(|()| validate::needs_in_pipeline(&jobs, &triggers));
+    // GitLab's configuration checks see the jobs as written (their own needs and their
+    // rules'), before rules replace anything; the pipeline check sees what rules decided.
+    let checked = validate::references(&jobs, &stages, &triggers);
+    let mut applied = Vec::with_capacity(jobs.len());
+    for mut j in jobs {
+        match &flow.not_created {
+            Some(why) => j.excluded = Some(format!("workflow: pipeline not created ({why})")),
+            None => {
+                if let Err(m) = apply_rules(&mut j, context) {
+                    let e = merged.error_at(&j.base_name, format!("jobs:{}:{m}", j.base_name));
+                    match lenient.as_deref_mut() {
+                        Some(warnings) => {
+                            warnings.push(format!(
+                                "{}; the job is left out (it may need something from a skipped include)",
+                                e.message
+                            ));
+                            continue;
+                        }
+                        None => return Err(e),
+                    }
+                }
+            }
+        }
+        applied.push(j);
+    }
+    let jobs = applied;
+    let checks = checked.and_then(|()| validate::needs_in_pipeline(&jobs, &triggers));
     if let Err((job, message)) = checks {
         let base = jobs
             .iter()
