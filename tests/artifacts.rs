@@ -273,6 +273,14 @@ fn plan_with_needs_prints_each_job_with_its_artifact_steps() {
         .assert_out(
             "# Artifacts of build (none stored yet: `cijob run test --needs` runs it first).",
         );
+    // The dotenv report is variables for the jobs after, not one of the files.
+    assert!(
+        !r.stdout
+            .lines()
+            .any(|l| l.contains("artifacts.tar") && l.contains("build.env")),
+        "{}",
+        r.stdout
+    );
     let build_at = r.stdout.find("( # job build").unwrap();
     let test_at = r.stdout.find("( # job test").unwrap();
     assert!(build_at < test_at);

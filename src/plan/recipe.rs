@@ -192,8 +192,9 @@ fn save(plan: &RunPlan) -> String {
             members(&c.paths, &[])
         ));
     }
-    if let Some(a) = &plan.artifacts {
-        let all: Vec<String> = a.paths.iter().chain(&a.dotenv).cloned().collect();
+    // The files only: dotenv reports are variables for the jobs after, not files (without
+    // paths there is nothing to archive; a `collect` without members would take everything).
+    if let Some(a) = plan.artifacts.as_ref().filter(|a| !a.paths.is_empty()) {
         s.push_str(&format!(
             "# Uploading artifacts into cijob's store.\nif {}; then collect {} {build} {} {}; fi\n",
             status_test(a.when),
@@ -203,7 +204,7 @@ fn save(plan: &RunPlan) -> String {
                 .display()
                 .to_string()),
             arg(&plan.project_dir),
-            members(&all, &a.exclude)
+            members(&a.paths, &a.exclude)
         ));
     }
     if s.is_empty() {
